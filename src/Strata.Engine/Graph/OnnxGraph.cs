@@ -1,0 +1,123 @@
+using System.Runtime.InteropServices;
+using Google.Protobuf;
+using Onnx;
+
+namespace Strata.Engine.Graph;
+
+/// <summary>Element types a stage graph computes in.</summary>
+public enum ComputeType
+{
+    /// <summary>float32: the CPU execution provider's type.</summary>
+    Float32,
+    /// <summary>float16: the CUDA execution provider's type (GroupQueryAttention has no fp32 CUDA kernel).</summary>
+    Float16,
+}
+
+/// <summary>A small writer for ONNX <see cref="ModelProto"/> graphs: nodes, typed inputs and outputs, initializers.</summary>
+internal sealed class OnnxGraph
+{
+    private readonly GraphProto _graph = new() { Name = "strata_stage" };
+    private int _nodeCount;
+
+    public OnnxGraph(ComputeType compute) => Compute = compute;
+
+    public ComputeType Compute { get; }
+
+    /// <summary>The ONNX element type of <see cref="Compute"/>.</summary>
+    public int ComputeElement => Compute == ComputeType.Float16
+        ? (int)TensorProto.Types.DataType.Float16
+        : (int)TensorProto.Types.DataType.Float;
+
+    /// <summary>Total bytes of initializer data added so far.</summary>
+    public long InitializerBytes { get; private set; }
+
+    /// <summary>Declares a graph input; a string dimension is symbolic, a long is fixed.</summary>
+    public void Input(string name, int elementType, params object[] dims) => _graph.Input.Add(ValueInfo(name, elementType, dims));
+
+    /// <summary>Declares a graph output.</summary>
+    public void Output(string name, int elementType, params object[] dims) => _graph.Output.Add(ValueInfo(name, elementType, dims));
+
+    /// <summary>Adds a float initializer converted to the compute type.</summary>
+    public string Weight(string name, ReadOnlySpan<float> data, params long[] dims)
+    {
+        var t = new TensorProto { Name = name, DataType = ComputeElement };
+        t.Dims.AddRange(dims);
+        if (Compute == ComputeType.Float16)
+        {
+            var half = new Half[data.Length];
+            for (int i = 0; i < data.Length; i++) half[i] = (Half)data[i];
+            t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(half.AsSpan()));
+        }
+        else
+        {
+            t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data));
+        }
+        InitializerBytes += t.RawData.Length;
+        _graph.Initializer.Add(t);
+        return name;
+    }
+
+    /// <summary>Adds a small int64 constant initializer.</summary>
+    public string Int64s(string name, params long[] values)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Dims.Add(values.Length);
+        t.Int64Data.AddRange(values);
+        _graph.Initializer.Add(t);
+        return name;
+    }
+
+    /// <summary>Adds a node; attribute values may be long, float, string or long[].</summary>
+    public void Node(string op, string[] inputs, string[] outputs, string domain = "", params (string Name, object Value)[] attributes)
+    {
+        var n = new NodeProto { OpType = op, Domain = domain, Name = $"{op}_{_nodeCount++}" };
+        n.Input.AddRange(inputs);
+        n.Output.AddRange(outputs);
+        foreach (var (key, value) in attributes) n.Attribute.Add(Attribute(key, value));
+        _graph.Node.Add(n);
+    }
+
+    /// <summary>Serializes the model (opset 21 plus com.microsoft 1).</summary>
+    public byte[] ToBytes()
+    {
+        var model = new ModelProto
+        {
+            IrVersion = 10,
+            ProducerName = "strata",
+            Graph = _graph,
+        };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 21 });
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
+        return model.ToByteArray();
+    }
+
+    private static ValueInfoProto ValueInfo(string name, int elementType, object[] dims)
+    {
+        var shape = new TensorShapeProto();
+        foreach (var d in dims)
+        {
+            shape.Dim.Add(d switch
+            {
+                string s => new TensorShapeProto.Types.Dimension { DimParam = s },
+                int i => new TensorShapeProto.Types.Dimension { DimValue = i },
+                long l => new TensorShapeProto.Types.Dimension { DimValue = l },
+                _ => throw new ArgumentException($"bad dimension {d}"),
+            });
+        }
+        return new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = elementType, Shape = shape } },
+        };
+    }
+
+    private static AttributeProto Attribute(string name, object value) => value switch
+    {
+        int i => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = i },
+        long l => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = l },
+        float f => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = f },
+        double d => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = (float)d },
+        string s => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(s) },
+        _ => throw new ArgumentException($"unsupported attribute type for {name}"),
+    };
+}

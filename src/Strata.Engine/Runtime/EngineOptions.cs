@@ -1,0 +1,33 @@
+namespace Strata.Engine.Runtime;
+
+/// <summary>How stages run: device, threads, KV capacity.</summary>
+public sealed record EngineOptions
+{
+    /// <summary>Default KV capacity in positions when the model allows that many.</summary>
+    public const int DefaultMaxContext = 2048;
+
+    /// <summary>Device for the stages. CUDA runs fp16 graphs; when CUDA cannot load, stages fall back to the CPU
+    /// (fp32) and log why.</summary>
+    public DeviceSpec Device { get; init; } = DeviceSpec.Cpu;
+
+    /// <summary>ONNX Runtime intra-op threads of the process-wide pool; 0 = one per core.</summary>
+    public int IntraOpThreads { get; init; }
+
+    /// <summary>Positions each sequence's KV buffers hold (prompt plus generated tokens); null = the smaller of
+    /// <see cref="DefaultMaxContext"/> and the model's max_position_embeddings.</summary>
+    public int? MaxContext { get; init; }
+
+    /// <summary>Tokens per prefill run: longer prompts are processed in chunks of this size.</summary>
+    public int PrefillChunk { get; init; } = 512;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the bad setting.</summary>
+    public void Validate()
+    {
+        if (IntraOpThreads < 0) throw new ArgumentException($"IntraOpThreads must be >= 0, got {IntraOpThreads}", nameof(IntraOpThreads));
+        if (MaxContext is < 1) throw new ArgumentException($"MaxContext must be >= 1, got {MaxContext}", nameof(MaxContext));
+        if (PrefillChunk < 1) throw new ArgumentException($"PrefillChunk must be >= 1, got {PrefillChunk}", nameof(PrefillChunk));
+    }
+
+    /// <summary>The KV capacity for a model with <paramref name="maxPositions"/> positions.</summary>
+    public int ResolveMaxContext(int maxPositions) => MaxContext ?? Math.Min(DefaultMaxContext, maxPositions);
+}

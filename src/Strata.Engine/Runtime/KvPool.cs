@@ -1,0 +1,106 @@
+using System.Runtime.InteropServices;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Strata.Engine.Runtime;
+
+/// <summary>
+/// The KV cache of one stage: for each layer a key and a value buffer of shape [slots, Nkv, M, D] (M = max context),
+/// allocated once. A sequence owns one slot; a batch of rows is a contiguous run of slots, handed to ONNX Runtime as
+/// views (no copies): GroupQueryAttention reads the past and writes new positions in place because the runtime binds
+/// the same buffer as past input and present output.
+/// </summary>
+public sealed unsafe class KvPool : IDisposable
+{
+    private readonly IntPtr[] _keys;
+    private readonly IntPtr[] _values;
+    private readonly OrtMemoryInfo _memory;
+    private readonly TensorElementType _element;
+    private readonly int _elementSize;
+    private bool _disposed;
+
+    internal KvPool(int layers, int slots, int kvHeads, int maxContext, int headDim, TensorElementType element, int elementSize)
+    {
+        Layers = layers;
+        Slots = slots;
+        KvHeads = kvHeads;
+        MaxContext = maxContext;
+        HeadDim = headDim;
+        _element = element;
+        _elementSize = elementSize;
+        _memory = OrtMemoryInfo.DefaultInstance;
+        SlotBytes = (long)kvHeads * maxContext * headDim * elementSize;
+        _keys = new IntPtr[layers];
+        _values = new IntPtr[layers];
+        try
+        {
+            for (int l = 0; l < layers; l++)
+            {
+                _keys[l] = Allocate(SlotBytes * slots);
+                _values[l] = Allocate(SlotBytes * slots);
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Layers of the stage.</summary>
+    public int Layers { get; }
+    /// <summary>Sequences the pool holds at once.</summary>
+    public int Slots { get; }
+    /// <summary>KV heads.</summary>
+    public int KvHeads { get; }
+    /// <summary>Positions per slot.</summary>
+    public int MaxContext { get; }
+    /// <summary>Head width.</summary>
+    public int HeadDim { get; }
+    /// <summary>Bytes of one slot of one layer's key (or value) buffer.</summary>
+    public long SlotBytes { get; }
+    /// <summary>Total bytes held (keys and values of every layer and slot).</summary>
+    public long TotalBytes => SlotBytes * Slots * Layers * 2;
+
+    /// <summary>KV bytes one position costs in this stage (all its layers, keys and values).</summary>
+    public long BytesPerPosition => (long)KvHeads * HeadDim * _elementSize * Layers * 2;
+
+    private static IntPtr Allocate(long bytes)
+    {
+        var p = NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        NativeMemory.Clear(p, (nuint)bytes);
+        return (IntPtr)p;
+    }
+
+    /// <summary>Views of the key and value buffers of local layer <paramref name="layer"/> for slots
+    /// [<paramref name="firstSlot"/>, firstSlot + <paramref name="count"/>). The caller disposes them.</summary>
+    internal (OrtValue Key, OrtValue Value) View(int layer, int firstSlot, int count)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (firstSlot < 0 || count < 1 || firstSlot + count > Slots)
+            throw new ArgumentOutOfRangeException(nameof(firstSlot), $"slots [{firstSlot}, {firstSlot + count}) are outside the pool's {Slots}");
+        long[] shape = [count, KvHeads, MaxContext, HeadDim];
+        long offset = SlotBytes * firstSlot, bytes = SlotBytes * count;
+        return (OrtValue.CreateTensorValueWithData(_memory, _element, shape, _keys[layer] + (nint)offset, bytes),
+                OrtValue.CreateTensorValueWithData(_memory, _element, shape, _values[layer] + (nint)offset, bytes));
+    }
+
+    /// <summary>Zeroes a slot (not needed for correctness: attention reads only positions below the sequence length).</summary>
+    public void Clear(int slot)
+    {
+        for (int l = 0; l < Layers; l++)
+        {
+            NativeMemory.Clear((byte*)_keys[l] + SlotBytes * slot, (nuint)SlotBytes);
+            NativeMemory.Clear((byte*)_values[l] + SlotBytes * slot, (nuint)SlotBytes);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var p in _keys.Concat(_values))
+            if (p != IntPtr.Zero) NativeMemory.AlignedFree((void*)p);
+    }
+}

@@ -1,0 +1,238 @@
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using Strata.Engine.Graph;
+using Strata.Models.Checkpoints;
+using Strata.Models.Config;
+
+namespace Strata.Engine.Runtime;
+
+/// <summary>
+/// One loaded stage: its ONNX Runtime session on the chosen execution provider and the graph's I/O names.
+/// <see cref="Run"/> executes one step for a contiguous run of KV slots: a prefill chunk (one row, many tokens) or a
+/// decode step (many rows, one token each). Not thread-safe: one caller runs steps at a time.
+/// </summary>
+public sealed partial class StageRuntime : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly ILogger _logger;
+    private readonly string[] _outputNames;
+    private readonly RunOptions _runOptions = new();
+
+    private StageRuntime(LlamaConfig config, StageSpec stage, InferenceSession session, ComputeType compute,
+        DeviceSpec device, int maxContext, ILogger logger)
+    {
+        Config = config;
+        Stage = stage;
+        _session = session;
+        Compute = compute;
+        Device = device;
+        MaxContext = maxContext;
+        _logger = logger;
+        var outputs = new List<string> { stage.IsLast ? StageGraphBuilder.Logits : StageGraphBuilder.HiddenOut };
+        for (int l = stage.FirstLayer; l < stage.EndLayer; l++)
+        {
+            outputs.Add(StageGraphBuilder.PresentKey(l));
+            outputs.Add(StageGraphBuilder.PresentValue(l));
+        }
+        _outputNames = outputs.ToArray();
+    }
+
+    /// <summary>The model's shape.</summary>
+    public LlamaConfig Config { get; }
+    /// <summary>The layer range served.</summary>
+    public StageSpec Stage { get; }
+    /// <summary>Element type of activations and KV.</summary>
+    public ComputeType Compute { get; }
+    /// <summary>The device actually used (CPU after a CUDA fallback).</summary>
+    public DeviceSpec Device { get; }
+    /// <summary>Positions per KV slot.</summary>
+    public int MaxContext { get; }
+
+    /// <summary>Builds the stage graph and loads it on the configured device, falling back to the CPU (logged) when
+    /// the CUDA execution provider cannot load.</summary>
+    public static StageRuntime Load(LlamaConfig config, ITensorSource tensors, StageSpec stage, EngineOptions options, ILogger? logger = null)
+    {
+        options.Validate();
+        logger ??= NullLogger.Instance;
+        OrtEnvironment.Initialize(options.IntraOpThreads);
+        int maxContext = options.ResolveMaxContext(config.MaxPositionEmbeddings);
+
+        if (options.Device.IsCuda)
+        {
+            SessionOptions? cudaOptions = null;
+            try
+            {
+                cudaOptions = NewSessionOptions();
+                cudaOptions.AppendExecutionProvider_CUDA(options.Device.Index);
+                var graph = StageGraphBuilder.Build(config, tensors, stage, maxContext, ComputeType.Float16);
+                var session = new InferenceSession(graph, cudaOptions);
+                return new StageRuntime(config, stage, session, ComputeType.Float16, options.Device, maxContext, logger);
+            }
+            catch (OnnxRuntimeException e)
+            {
+                LogCudaFallback(logger, options.Device.ToString(), stage.ToString(), e.Message);
+            }
+            finally
+            {
+                cudaOptions?.Dispose();
+            }
+        }
+
+        using var cpuOptions = NewSessionOptions();
+        var cpuGraph = StageGraphBuilder.Build(config, tensors, stage, maxContext, ComputeType.Float32);
+        var cpuSession = new InferenceSession(cpuGraph, cpuOptions);
+        return new StageRuntime(config, stage, cpuSession, ComputeType.Float32, DeviceSpec.Cpu, maxContext, logger);
+    }
+
+    private static SessionOptions NewSessionOptions()
+    {
+        var so = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        so.DisablePerSessionThreads(); // use the process-wide pool of OrtEnvironment
+        return so;
+    }
+
+    /// <summary>Allocates a KV pool of <paramref name="slots"/> sequences for this stage.</summary>
+    public KvPool CreateKvPool(int slots)
+    {
+        if (slots < 1) throw new ArgumentOutOfRangeException(nameof(slots), "a KV pool needs at least one slot");
+        var (element, size) = Compute == ComputeType.Float16 ? (TensorElementType.Float16, 2) : (TensorElementType.Float, 4);
+        return new KvPool(Stage.LayerCount, slots, Config.NumKvHeads, MaxContext, StageGraphBuilder.AttentionHeadDim(Config), element, size);
+    }
+
+    /// <summary>KV bytes one sequence position costs in this stage.</summary>
+    public long KvBytesPerPosition => (long)Config.NumKvHeads * StageGraphBuilder.AttentionHeadDim(Config) * Activations.ElementSize(Compute) * Stage.LayerCount * 2;
+
+    /// <summary>Runs one step.</summary>
+    /// <param name="pool">This stage's KV pool.</param>
+    /// <param name="firstSlot">The first KV slot of the batch; rows use consecutive slots.</param>
+    /// <param name="pastLengths">Positions already cached, per row.</param>
+    /// <param name="tokens">New tokens per row (1 for decode; more than 1 only with a single row).</param>
+    /// <param name="inputIds">First stage: rows * tokens ids.</param>
+    /// <param name="hidden">Later stages: the previous stage's activations.</param>
+    /// <returns>Activations for the next stage, or (last stage) null with <paramref name="logits"/> filled.</returns>
+    public Activations? Run(KvPool pool, int firstSlot, ReadOnlySpan<int> pastLengths, int tokens,
+        ReadOnlySpan<int> inputIds, Activations? hidden, Span<float> logits)
+    {
+        int rows = pastLengths.Length;
+        CheckStep(rows, tokens, pastLengths, inputIds, hidden, logits);
+
+        var names = new List<string>(4 + 2 * Stage.LayerCount);
+        var values = new List<OrtValue>(names.Capacity);
+        var outputs = new List<OrtValue>(_outputNames.Length);
+        var pins = new List<GCHandle>();
+        try
+        {
+            if (Stage.IsFirst)
+            {
+                var ids = new long[rows * tokens];
+                for (int i = 0; i < ids.Length; i++) ids[i] = inputIds[i];
+                names.Add(StageGraphBuilder.InputIds);
+                values.Add(OrtValue.CreateTensorValueFromMemory(ids, [rows, tokens]));
+            }
+            else
+            {
+                names.Add(StageGraphBuilder.HiddenIn);
+                values.Add(Pinned(hidden!.Data, [rows, tokens, Config.HiddenSize], pins));
+            }
+
+            var seqlens = new int[rows];
+            int total = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                seqlens[r] = pastLengths[r] + tokens - 1;
+                total = Math.Max(total, pastLengths[r] + tokens);
+            }
+            names.Add(StageGraphBuilder.SeqLensK);
+            values.Add(OrtValue.CreateTensorValueFromMemory(seqlens, [rows]));
+            names.Add(StageGraphBuilder.TotalSequenceLength);
+            values.Add(OrtValue.CreateTensorValueFromMemory(new[] { total }, []));
+
+            Activations? result = null;
+            float[]? logitBuffer = null;
+            if (Stage.IsLast)
+            {
+                logitBuffer = new float[rows * Config.VocabSize];
+                outputs.Add(OrtValue.CreateTensorValueFromMemory(logitBuffer, [rows, 1, Config.VocabSize]));
+            }
+            else
+            {
+                var data = new byte[(long)rows * tokens * Config.HiddenSize * Activations.ElementSize(Compute)];
+                result = new Activations(Compute, rows, tokens, Config.HiddenSize, data);
+                outputs.Add(Pinned(data, [rows, tokens, Config.HiddenSize], pins));
+            }
+
+            for (int l = 0; l < Stage.LayerCount; l++)
+            {
+                var (k, v) = pool.View(l, firstSlot, rows);
+                names.Add(StageGraphBuilder.PastKey(Stage.FirstLayer + l));
+                values.Add(k);
+                names.Add(StageGraphBuilder.PastValue(Stage.FirstLayer + l));
+                values.Add(v);
+                outputs.Add(k); // present = past: the same buffer, written in place
+                outputs.Add(v);
+            }
+
+            _session.Run(_runOptions, names, values, _outputNames, outputs);
+            logitBuffer?.CopyTo(logits);
+            return result;
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+            foreach (var o in outputs.Take(1)) o.Dispose(); // the KV outputs are the same objects as the inputs
+            foreach (var p in pins) p.Free();
+        }
+    }
+
+    private void CheckStep(int rows, int tokens, ReadOnlySpan<int> pastLengths, ReadOnlySpan<int> inputIds, Activations? hidden, Span<float> logits)
+    {
+        if (rows < 1) throw new ArgumentException("a step needs at least one row");
+        if (tokens < 1) throw new ArgumentException("a step needs at least one token per row");
+        if (tokens > 1 && rows > 1)
+            throw new ArgumentException("a multi-token (prefill) step runs one row at a time");
+        foreach (int past in pastLengths)
+        {
+            if (past < 0) throw new ArgumentException($"past length {past} is negative");
+            if (past + tokens > MaxContext) throw new ContextOverflowException(past + tokens, MaxContext);
+        }
+        if (Stage.IsFirst)
+        {
+            if (inputIds.Length != rows * tokens)
+                throw new ArgumentException($"expected {rows * tokens} token ids, got {inputIds.Length}");
+            foreach (int id in inputIds)
+                if ((uint)id >= (uint)Config.VocabSize)
+                    throw new ArgumentException($"token id {id} is outside the vocabulary (size {Config.VocabSize})");
+        }
+        else
+        {
+            if (hidden is null) throw new ArgumentException($"stage {Stage} needs activations from the previous stage");
+            hidden.Validate(Compute, Config.HiddenSize);
+            if (hidden.Rows != rows || hidden.Tokens != tokens)
+                throw new ArgumentException($"activations are [{hidden.Rows}, {hidden.Tokens}] but the step is [{rows}, {tokens}]");
+        }
+        if (Stage.IsLast && logits.Length < rows * Config.VocabSize)
+            throw new ArgumentException($"logits buffer holds {logits.Length} floats, needs {rows * Config.VocabSize}");
+    }
+
+    private OrtValue Pinned(byte[] data, long[] shape, List<GCHandle> pins)
+    {
+        var handle = GCHandle.Alloc(data, GCHandleType.Pinned);
+        pins.Add(handle);
+        var element = Compute == ComputeType.Float16 ? TensorElementType.Float16 : TensorElementType.Float;
+        return OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, element, shape, handle.AddrOfPinnedObject(), data.Length);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _session.Dispose();
+        _runOptions.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "CUDA execution provider for {Device} could not load ({Reason}); stage {Stage} falls back to the CPU (fp32)")]
+    private static partial void LogCudaFallback(ILogger logger, string device, string stage, string reason);
+}
