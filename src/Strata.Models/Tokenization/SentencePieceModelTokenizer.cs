@@ -1,0 +1,77 @@
+using Microsoft.ML.Tokenizers;
+
+namespace Strata.Models.Tokenization;
+
+/// <summary>
+/// A tokenizer for a model folder that ships only sentencepiece's <c>tokenizer.model</c> (no tokenizer.json).
+/// Encoding is Microsoft.ML.Tokenizers' <see cref="LlamaTokenizer"/>, which reads the ModelProto faithfully;
+/// decoding is Strata's byte table so that streaming behaves as for tokenizer.json models. Two deviations from the
+/// library are fixed here: the empty prompt encodes to [BOS] (the library gives []), and <c>add_bos_token</c>
+/// from tokenizer_config.json is honoured. Unlike the tokenizer.json path, special-token text in the prompt
+/// (e.g. "&lt;s&gt;") is encoded as plain text, which is what sentencepiece itself does.
+/// </summary>
+internal sealed class SentencePieceModelTokenizer : ITokenizer
+{
+    private readonly LlamaTokenizer inner;
+    private readonly TokenDecoding decoding;
+    private readonly bool addBosDefault;
+    private readonly bool addEosDefault;
+
+    private SentencePieceModelTokenizer(LlamaTokenizer inner, TokenDecoding decoding, bool addBos, bool addEos, IReadOnlyList<int> eosIds)
+    {
+        this.inner = inner;
+        this.decoding = decoding;
+        addBosDefault = addBos;
+        addEosDefault = addEos;
+        EosIds = eosIds;
+    }
+
+    public static SentencePieceModelTokenizer Load(string path, SpecialTokenSettings settings)
+    {
+        LlamaTokenizer inner;
+        using (var stream = File.OpenRead(path))
+        {
+            try
+            {
+                inner = LlamaTokenizer.Create(stream, addBeginOfSentence: true, addEndOfSentence: false);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // Protobuf reports a malformed ModelProto as an IOException subtype; any failure here is a bad file.
+                throw new ModelFormatException(path, null, $"not a readable sentencepiece model: {ex.Message}", ex);
+            }
+        }
+        var vocabulary = inner.Vocabulary;
+        var pieces = new string?[vocabulary.Values.DefaultIfEmpty(-1).Max() + 1];
+        foreach (var (piece, id) in vocabulary) pieces[id] = piece;
+        var special = new HashSet<int> { inner.BeginningOfSentenceId, inner.EndOfSentenceId, inner.UnknownId };
+        var decoding = TokenDecoding.SentencePiece(pieces, special, replaceMeta: true, inner.ByteFallback,
+            inner.AddDummyPrefix ? 1 : 0);
+        int? IdOf(string token) => vocabulary.TryGetValue(token, out int id) ? id : null;
+        var stops = settings.ResolveStopIds(IdOf);
+        return new SentencePieceModelTokenizer(inner, decoding, settings.AddBos ?? true, settings.AddEos ?? false,
+            stops.Count > 0 ? stops : [inner.EndOfSentenceId]);
+    }
+
+    public int VocabSize => decoding.Count;
+
+    public int? BosId => inner.BeginningOfSentenceId;
+
+    public IReadOnlyList<int> EosIds { get; }
+
+    public int[] Encode(string text, bool addBos = true)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        bool bos = addBos && addBosDefault;
+        bool eos = addBos && addEosDefault;
+        if (text.Length == 0)
+            return [.. (bos ? new[] { inner.BeginningOfSentenceId } : []), .. (eos ? new[] { inner.EndOfSentenceId } : [])];
+        return [.. inner.EncodeToIds(text, bos, eos)];
+    }
+
+    public string Decode(IEnumerable<int> ids) => decoding.Decode(ids);
+
+    public string TokenText(int id) => decoding.Piece(id);
+
+    public StreamingDecoder CreateStreamingDecoder() => decoding.CreateStreamingDecoder();
+}
