@@ -1,0 +1,112 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Strata.Models.Checkpoints;
+using Strata.Models.Config;
+
+namespace Strata.Models.Packaging;
+
+/// <summary>Reads a manifest's JSON into a <see cref="PackageManifest"/>; every error names the manifest and the field.</summary>
+internal sealed class ManifestReader(string where)
+{
+    public PackageManifest Read(JsonObject root)
+    {
+        long version = Long(root, "format_version", "format_version");
+        if (version != PackageManifest.CurrentFormatVersion)
+            throw Error("format_version", $"version {version} is not supported (this Strata reads {PackageManifest.CurrentFormatVersion}); re-import the model");
+        string name = Str(root, "name", "name");
+        string architecture = Str(root, "architecture", "architecture");
+        string dtypeText = Str(root, "dtype", "dtype");
+        if (!TensorDTypes.TryParseUser(dtypeText, out var dtype))
+            throw Error("dtype", $"unknown dtype '{dtypeText}' (expected fp32, fp16 or bf16)");
+        string quantization = root["quantization"] is null ? "none" : Str(root, "quantization", "quantization");
+        if (quantization != "none")
+            throw Error("quantization", $"'{quantization}' is not supported by this version of Strata (only none)");
+
+        var config = ReadConfig(Obj(root, "config", "config"));
+        if (architecture != config.Architecture)
+            throw Error("architecture", $"'{architecture}' differs from config.architectures '{config.Architecture}'");
+
+        var layersNode = root["layers"] as JsonArray ?? throw Error("layers", "missing or not an array");
+        if (layersNode.Count != config.NumLayers)
+            throw Error("layers", $"lists {layersNode.Count} layers but config.num_hidden_layers is {config.NumLayers}");
+        var layers = new List<PackageLayer>();
+        for (int i = 0; i < layersNode.Count; i++)
+        {
+            string path = $"layers[{i}]";
+            var o = layersNode[i] as JsonObject ?? throw Error(path, "expected an object");
+            long index = Long(o, "index", path + ".index");
+            if (index != i) throw Error(path + ".index", $"is {index}; layers must be listed in order from 0");
+            layers.Add(new PackageLayer(i, FileEntry(o, path)));
+        }
+
+        var filesNode = root["files"] as JsonArray ?? throw Error("files", "missing or not an array");
+        var files = filesNode.Select((n, i) => FileEntry(n as JsonObject ?? throw Error($"files[{i}]", "expected an object"), $"files[{i}]")).ToList();
+
+        return new PackageManifest
+        {
+            FormatVersion = (int)version,
+            Name = name,
+            Config = config,
+            DType = dtype,
+            Quantization = quantization,
+            Source = ReadSource(Obj(root, "source", "source")),
+            Embedding = FileEntry(Obj(root, "embedding", "embedding"), "embedding"),
+            Layers = layers,
+            Head = FileEntry(Obj(root, "head", "head"), "head"),
+            Files = files,
+        };
+    }
+
+    private LlamaConfig ReadConfig(JsonObject node)
+    {
+        try
+        {
+            return LlamaConfig.Parse(node.ToJsonString(), where);
+        }
+        catch (ModelFormatException e)
+        {
+            throw Error(e.Item is null ? "config" : "config." + e.Item, e.Problem, e);
+        }
+    }
+
+    private PackageSource ReadSource(JsonObject o)
+    {
+        var filesNode = o["files"] as JsonArray ?? throw Error("source.files", "missing or not an array");
+        var files = filesNode.Select((n, i) => n is JsonValue v && v.GetValueKind() == JsonValueKind.String
+            ? v.GetValue<string>()
+            : throw Error($"source.files[{i}]", "expected a string")).ToList();
+        return new PackageSource(Str(o, "kind", "source.kind"), Str(o, "name", "source.name"), Str(o, "dtype", "source.dtype"), files);
+    }
+
+    private PackageFile FileEntry(JsonObject o, string path)
+    {
+        string file = Str(o, "file", path + ".file");
+        if (file.Length == 0 || Path.IsPathRooted(file) || file.Contains('\\') || file.Split('/').Any(p => p is "" or "." or ".."))
+            throw Error(path + ".file", $"'{file}' must be a relative path inside the package");
+        long bytes = Long(o, "bytes", path + ".bytes");
+        string sha = Str(o, "sha256", path + ".sha256");
+        if (sha.Length != 64 || !sha.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
+            throw Error(path + ".sha256", $"'{sha}' is not 64 lower-case hex digits");
+        long parameters = o["parameters"] is null ? 0 : Long(o, "parameters", path + ".parameters");
+        return new PackageFile(file, bytes, sha, parameters);
+    }
+
+    private JsonObject Obj(JsonObject o, string key, string path) =>
+        o[key] as JsonObject ?? throw Error(path, o[key] is null ? "required field is missing" : "expected an object");
+
+    private string Str(JsonObject o, string key, string path)
+    {
+        var node = o[key] ?? throw Error(path, "required field is missing");
+        if (node is JsonValue v && v.GetValueKind() == JsonValueKind.String) return v.GetValue<string>();
+        throw Error(path, $"expected a string, got {node.ToJsonString()}");
+    }
+
+    private long Long(JsonObject o, string key, string path)
+    {
+        var node = o[key] ?? throw Error(path, "required field is missing");
+        if (node is JsonValue v && v.TryGetValue(out long x) && x >= 0) return x;
+        throw Error(path, $"expected a non-negative integer, got {node.ToJsonString()}");
+    }
+
+    private ModelFormatException Error(string field, string problem, Exception? inner = null) => new(where, field, problem, inner);
+}
