@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Strata.Engine.Generation;
 using Strata.Engine.Runtime;
-using Strata.Engine.Sampling;
 using Strata.Models;
 using Strata.Models.Tokenization;
 

@@ -1,5 +1,4 @@
 using System.Text.Json.Nodes;
-using Strata.Cli;
 
 namespace Strata.Cli.Tests;
 

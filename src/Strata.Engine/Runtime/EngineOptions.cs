@@ -17,6 +17,10 @@ public sealed record EngineOptions
     /// <see cref="DefaultMaxContext"/> and the model's max_position_embeddings.</summary>
     public int? MaxContext { get; init; }
 
+    /// <summary>Element type of weights, activations and KV; null = fp16 on CUDA, fp32 on the CPU. fp16 on the CPU
+    /// runs (ONNX Runtime has CPU fp16 kernels for these ops) but slowly: it exists to check the CUDA graph here.</summary>
+    public Graph.ComputeType? Precision { get; init; }
+
     /// <summary>Tokens per prefill run: longer prompts are processed in chunks of this size.</summary>
     public int PrefillChunk { get; init; } = 512;
 

@@ -67,9 +67,10 @@ public sealed partial class StageRuntime : IDisposable
             {
                 cudaOptions = NewSessionOptions();
                 cudaOptions.AppendExecutionProvider_CUDA(options.Device.Index);
-                var graph = StageGraphBuilder.Build(config, tensors, stage, maxContext, ComputeType.Float16);
+                var compute = options.Precision ?? ComputeType.Float16;
+                var graph = StageGraphBuilder.Build(config, tensors, stage, maxContext, compute);
                 var session = new InferenceSession(graph, cudaOptions);
-                return new StageRuntime(config, stage, session, ComputeType.Float16, options.Device, maxContext, logger);
+                return new StageRuntime(config, stage, session, compute, options.Device, maxContext, logger);
             }
             catch (OnnxRuntimeException e)
             {
@@ -82,9 +83,10 @@ public sealed partial class StageRuntime : IDisposable
         }
 
         using var cpuOptions = NewSessionOptions();
-        var cpuGraph = StageGraphBuilder.Build(config, tensors, stage, maxContext, ComputeType.Float32);
+        var cpuCompute = options.Device.IsCuda ? ComputeType.Float32 : options.Precision ?? ComputeType.Float32;
+        var cpuGraph = StageGraphBuilder.Build(config, tensors, stage, maxContext, cpuCompute);
         var cpuSession = new InferenceSession(cpuGraph, cpuOptions);
-        return new StageRuntime(config, stage, cpuSession, ComputeType.Float32, DeviceSpec.Cpu, maxContext, logger);
+        return new StageRuntime(config, stage, cpuSession, cpuCompute, DeviceSpec.Cpu, maxContext, logger);
     }
 
     private static SessionOptions NewSessionOptions()
@@ -112,6 +114,7 @@ public sealed partial class StageRuntime : IDisposable
     /// <param name="tokens">New tokens per row (1 for decode; more than 1 only with a single row).</param>
     /// <param name="inputIds">First stage: rows * tokens ids.</param>
     /// <param name="hidden">Later stages: the previous stage's activations.</param>
+    /// <param name="logits">Last stage: receives rows * vocab logits.</param>
     /// <returns>Activations for the next stage, or (last stage) null with <paramref name="logits"/> filled.</returns>
     public Activations? Run(KvPool pool, int firstSlot, ReadOnlySpan<int> pastLengths, int tokens,
         ReadOnlySpan<int> inputIds, Activations? hidden, Span<float> logits)

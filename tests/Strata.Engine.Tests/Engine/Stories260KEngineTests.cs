@@ -1,6 +1,5 @@
 using Microsoft.ML.Tokenizers;
 using Strata.Engine.Runtime;
-using Strata.Engine.Sampling;
 using Strata.Engine.Tests.Reference;
 using Strata.Models.Checkpoints;
 
