@@ -1,0 +1,27 @@
+using System.Runtime.CompilerServices;
+
+namespace Strata.Engine.Tests.Reference;
+
+/// <summary>Finds the shared test models (shared/models/...) by walking up from the test binaries.</summary>
+internal static class TestModels
+{
+    /// <summary>The stories260K folder, or null when this checkout has no shared models.</summary>
+    public static string? Stories260K => Find(Path.Combine("shared", "models", "stories260K"));
+
+    /// <summary>
+    /// The first <c>dir/relative</c> holding a config.json, walking up from the test binaries and then from
+    /// this source file (builds with <c>--artifacts-path</c> put the binaries outside the checkout).
+    /// </summary>
+    public static string? Find(string relative, [CallerFilePath] string sourceFile = "")
+    {
+        foreach (string? start in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(sourceFile) })
+        {
+            for (var dir = string.IsNullOrEmpty(start) ? null : new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, relative);
+                if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+            }
+        }
+        return null;
+    }
+}
