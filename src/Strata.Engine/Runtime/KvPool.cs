@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
@@ -10,16 +9,16 @@ namespace Strata.Engine.Runtime;
 /// views (no copies): GroupQueryAttention reads the past and writes new positions in place because the runtime binds
 /// the same buffer as past input and present output.
 /// </summary>
-public sealed unsafe class KvPool : IDisposable
+public sealed class KvPool : IDisposable
 {
     private readonly IntPtr[] _keys;
     private readonly IntPtr[] _values;
-    private readonly OrtMemoryInfo _memory;
+    private readonly KvMemory _memory;
     private readonly TensorElementType _element;
     private readonly int _elementSize;
     private bool _disposed;
 
-    internal KvPool(int layers, int slots, int kvHeads, int maxContext, int headDim, TensorElementType element, int elementSize)
+    internal KvPool(KvMemory memory, int layers, int slots, int kvHeads, int maxContext, int headDim, TensorElementType element, int elementSize)
     {
         Layers = layers;
         Slots = slots;
@@ -28,7 +27,7 @@ public sealed unsafe class KvPool : IDisposable
         HeadDim = headDim;
         _element = element;
         _elementSize = elementSize;
-        _memory = OrtMemoryInfo.DefaultInstance;
+        _memory = memory;
         SlotBytes = (long)kvHeads * maxContext * headDim * elementSize;
         _keys = new IntPtr[layers];
         _values = new IntPtr[layers];
@@ -36,8 +35,8 @@ public sealed unsafe class KvPool : IDisposable
         {
             for (int l = 0; l < layers; l++)
             {
-                _keys[l] = Allocate(SlotBytes * slots);
-                _values[l] = Allocate(SlotBytes * slots);
+                _keys[l] = memory.Allocate(SlotBytes * slots);
+                _values[l] = memory.Allocate(SlotBytes * slots);
             }
         }
         catch
@@ -65,13 +64,6 @@ public sealed unsafe class KvPool : IDisposable
     /// <summary>KV bytes one position costs in this stage (all its layers, keys and values).</summary>
     public long BytesPerPosition => (long)KvHeads * HeadDim * _elementSize * Layers * 2;
 
-    private static IntPtr Allocate(long bytes)
-    {
-        var p = NativeMemory.AlignedAlloc((nuint)bytes, 64);
-        NativeMemory.Clear(p, (nuint)bytes);
-        return (IntPtr)p;
-    }
-
     /// <summary>Views of the key and value buffers of local layer <paramref name="layer"/> for slots
     /// [<paramref name="firstSlot"/>, firstSlot + <paramref name="count"/>). The caller disposes them.</summary>
     internal (OrtValue Key, OrtValue Value) View(int layer, int firstSlot, int count)
@@ -81,18 +73,8 @@ public sealed unsafe class KvPool : IDisposable
             throw new ArgumentOutOfRangeException(nameof(firstSlot), $"slots [{firstSlot}, {firstSlot + count}) are outside the pool's {Slots}");
         long[] shape = [count, KvHeads, MaxContext, HeadDim];
         long offset = SlotBytes * firstSlot, bytes = SlotBytes * count;
-        return (OrtValue.CreateTensorValueWithData(_memory, _element, shape, _keys[layer] + (nint)offset, bytes),
-                OrtValue.CreateTensorValueWithData(_memory, _element, shape, _values[layer] + (nint)offset, bytes));
-    }
-
-    /// <summary>Zeroes a slot (not needed for correctness: attention reads only positions below the sequence length).</summary>
-    public void Clear(int slot)
-    {
-        for (int l = 0; l < Layers; l++)
-        {
-            NativeMemory.Clear((byte*)_keys[l] + SlotBytes * slot, (nuint)SlotBytes);
-            NativeMemory.Clear((byte*)_values[l] + SlotBytes * slot, (nuint)SlotBytes);
-        }
+        return (OrtValue.CreateTensorValueWithData(_memory.Info, _element, shape, _keys[layer] + (nint)offset, bytes),
+                OrtValue.CreateTensorValueWithData(_memory.Info, _element, shape, _values[layer] + (nint)offset, bytes));
     }
 
     /// <inheritdoc />
@@ -100,7 +82,6 @@ public sealed unsafe class KvPool : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
-        foreach (var p in _keys.Concat(_values))
-            if (p != IntPtr.Zero) NativeMemory.AlignedFree((void*)p);
+        _memory.Dispose();
     }
 }

@@ -101,7 +101,8 @@ public sealed partial class StageRuntime : IDisposable
     {
         if (slots < 1) throw new ArgumentOutOfRangeException(nameof(slots), "a KV pool needs at least one slot");
         var (element, size) = Compute == ComputeType.Float16 ? (TensorElementType.Float16, 2) : (TensorElementType.Float, 4);
-        return new KvPool(Stage.LayerCount, slots, Config.NumKvHeads, MaxContext, StageGraphBuilder.AttentionHeadDim(Config), element, size);
+        KvMemory memory = Device.IsCuda ? new CudaKvMemory(_session, Device.Index, element) : new HostKvMemory();
+        return new KvPool(memory, Stage.LayerCount, slots, Config.NumKvHeads, MaxContext, StageGraphBuilder.AttentionHeadDim(Config), element, size);
     }
 
     /// <summary>KV bytes one sequence position costs in this stage.</summary>
