@@ -1,0 +1,118 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using Strata.Contracts;
+
+namespace Strata.Client;
+
+/// <summary>
+/// What applications use to talk to a Strata cluster: deploy models, watch their state, and stream generations
+/// from sessions. Wraps an Orleans client connected through Redis or to local gateways.
+/// </summary>
+public sealed class StrataClient : IAsyncDisposable
+{
+    private readonly IHost? _host;
+
+    private StrataClient(IClusterClient client, IHost? host)
+    {
+        Orleans = client;
+        _host = host;
+    }
+
+    /// <summary>The underlying Orleans client.</summary>
+    public IClusterClient Orleans { get; }
+
+    /// <summary>Wraps an existing Orleans client (tests, the embedded demo).</summary>
+    public static StrataClient FromClusterClient(IClusterClient client) => new(client, null);
+
+    /// <summary>Connects to a cluster: through Redis membership when <paramref name="redis"/> is given, else to the
+    /// local gateway ports (default 30000).</summary>
+    public static async Task<StrataClient> ConnectAsync(string? redis = null, int[]? gatewayPorts = null, string clusterId = "strata",
+        CancellationToken cancellation = default)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(c => c.SingleLine = true).AddFilter(l => l >= LogLevel.Warning)
+            .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.UseOrleansClient(client =>
+        {
+            if (redis is not null)
+            {
+                client.UseRedisClustering(redis);
+                client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
+            }
+            else
+            {
+                client.UseStaticClustering((gatewayPorts ?? [30000]).Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
+                client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
+            }
+        });
+        var host = builder.Build();
+        try
+        {
+            await host.StartAsync(cancellation);
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+        return new StrataClient(host.Services.GetRequiredService<IClusterClient>(), host);
+    }
+
+    /// <summary>Deploys a package and waits until every stage is loaded (or one fails).</summary>
+    /// <param name="model">Model name (the model grain's key).</param>
+    /// <param name="request">What to deploy.</param>
+    /// <param name="progress">Receives each status while loading.</param>
+    /// <param name="timeout">How long to wait for loading; default 10 minutes.</param>
+    /// <param name="cancellation">Cancels the wait (not the deployment).</param>
+    public async Task<ModelStatus> DeployAsync(string model, DeployRequest request, IProgress<ModelStatus>? progress = null,
+        TimeSpan? timeout = null, CancellationToken cancellation = default)
+    {
+        var grain = Orleans.GetGrain<IModelGrain>(model);
+        var status = await grain.Deploy(request);
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(10));
+        while (status.State == DeploymentState.Loading)
+        {
+            progress?.Report(status);
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"model '{model}' is still loading after {(timeout ?? TimeSpan.FromMinutes(10)).TotalSeconds:F0} s");
+            await Task.Delay(200, cancellation);
+            status = await grain.GetStatus();
+        }
+        progress?.Report(status);
+        if (status.State == DeploymentState.Failed)
+            throw new StrataException(ErrorCodes.StageFailed, $"deploying '{model}' failed: {status.Error}");
+        return status;
+    }
+
+    /// <summary>A model's deployment state.</summary>
+    public Task<ModelStatus> GetModelStatusAsync(string model) => Orleans.GetGrain<IModelGrain>(model).GetStatus();
+
+    /// <summary>Streams one turn of session <paramref name="sessionId"/>.</summary>
+    public async IAsyncEnumerable<GenerateChunk> GenerateAsync(string sessionId, GenerateRequest request,
+        [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        var session = Orleans.GetGrain<ISessionGrain>(sessionId);
+        await foreach (var chunk in session.GenerateAsync(request, cancellation).WithBatchSize(16).WithCancellation(cancellation))
+            yield return chunk;
+    }
+
+    /// <summary>The live silos of the cluster with their status.</summary>
+    public async Task<IReadOnlyList<(string Silo, string Name, string Status)>> GetSilosAsync()
+    {
+        var hosts = await Orleans.GetGrain<IManagementGrain>(0).GetDetailedHosts(onlyActive: true);
+        return hosts.Select(h => (h.SiloAddress.ToParsableString(), h.SiloName, h.Status.ToString())).ToArray();
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        if (_host is null) return;
+        try { await _host.StopAsync(TimeSpan.FromSeconds(5)); }
+        finally { _host.Dispose(); }
+    }
+}

@@ -1,0 +1,79 @@
+namespace Strata.Contracts;
+
+/// <summary>Asks the model grain to deploy a model package across the cluster.</summary>
+/// <param name="PackagePath">The package folder: absolute, or relative to each silo's model store.</param>
+/// <param name="Stages">Stage count, or null for auto (fewest stages that fit).</param>
+/// <param name="MaxContext">KV positions per session (prompt plus generated tokens).</param>
+/// <param name="MaxSessions">Sessions each stage holds KV for at once.</param>
+[GenerateSerializer, Immutable, Alias("strata.DeployRequest")]
+public sealed record DeployRequest(
+    [property: Id(0)] string PackagePath,
+    [property: Id(1)] int? Stages = null,
+    [property: Id(2)] int MaxContext = 1024,
+    [property: Id(3)] int MaxSessions = 8);
+
+/// <summary>Lifecycle of a deployment and of each shard.</summary>
+public enum DeploymentState
+{
+    /// <summary>Nothing deployed.</summary>
+    NotDeployed,
+    /// <summary>Shards are loading their weights.</summary>
+    Loading,
+    /// <summary>Every stage is loaded: the route serves.</summary>
+    Ready,
+    /// <summary>A stage failed to load or was lost; <c>Error</c> says why.</summary>
+    Failed,
+}
+
+/// <summary>One stage of a deployment as the cluster sees it.</summary>
+[GenerateSerializer, Immutable, Alias("strata.StageStatus")]
+public sealed record StageStatus(
+    [property: Id(0)] int Index,
+    [property: Id(1)] int FirstLayer,
+    [property: Id(2)] int EndLayer,
+    [property: Id(3)] string ShardKey,
+    [property: Id(4)] string Silo,
+    [property: Id(5)] string Device,
+    [property: Id(6)] DeploymentState State,
+    [property: Id(7)] string? Error,
+    [property: Id(8)] int ActiveSessions,
+    [property: Id(9)] int Slots,
+    [property: Id(10)] long WeightBytes,
+    [property: Id(11)] long KvBytes);
+
+/// <summary>A model's deployment: its state and its stages.</summary>
+[GenerateSerializer, Immutable, Alias("strata.ModelStatus")]
+public sealed record ModelStatus(
+    [property: Id(0)] string Model,
+    [property: Id(1)] DeploymentState State,
+    [property: Id(2)] string? Error,
+    [property: Id(3)] string? PackagePath,
+    [property: Id(4)] int MaxContext,
+    [property: Id(5)] IReadOnlyList<StageStatus> Stages);
+
+/// <summary>What a session needs to run a model: its shards in order and its limits.</summary>
+[GenerateSerializer, Immutable, Alias("strata.Route")]
+public sealed record Route(
+    [property: Id(0)] string Model,
+    [property: Id(1)] string PackagePath,
+    [property: Id(2)] IReadOnlyList<string> ShardKeys,
+    [property: Id(3)] int MaxContext,
+    [property: Id(4)] long Version);
+
+/// <summary>Deploys models and answers where their stages run.</summary>
+[Alias("strata.IModelGrain")]
+public interface IModelGrain : IGrainWithStringKey
+{
+    /// <summary>Plans stages over the live silos, places one shard per stage and starts their loads. Returns at once
+    /// with state Loading; poll <see cref="GetStatus"/> until Ready or Failed.</summary>
+    [Alias("Deploy")]
+    Task<ModelStatus> Deploy(DeployRequest request);
+
+    /// <summary>State of the deployment and of every stage.</summary>
+    [Alias("GetStatus")]
+    Task<ModelStatus> GetStatus();
+
+    /// <summary>The route, when Ready; a <see cref="StrataException"/> (model_not_ready) otherwise.</summary>
+    [Alias("GetRoute")]
+    Task<Route> GetRoute();
+}

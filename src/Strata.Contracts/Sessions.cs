@@ -1,0 +1,74 @@
+namespace Strata.Contracts;
+
+/// <summary>Sampling settings of a request (the seed travels separately as RNG state).</summary>
+[GenerateSerializer, Immutable, Alias("strata.Sampling")]
+public sealed record SamplingSpec(
+    [property: Id(0)] double Temperature = 0,
+    [property: Id(1)] int TopK = 0,
+    [property: Id(2)] double TopP = 1.0);
+
+/// <summary>One turn of a conversation: new text (or ids) appended to the session's history, then generation.</summary>
+[GenerateSerializer, Immutable, Alias("strata.GenerateRequest")]
+public sealed record GenerateRequest
+{
+    /// <summary>The model (the model grain's key). A session keeps the model of its first turn.</summary>
+    [Id(0)] public required string Model { get; init; }
+    /// <summary>Text appended to the conversation (the first turn gets BOS in front).</summary>
+    [Id(1)] public string Prompt { get; init; } = "";
+    /// <summary>Token ids to append instead of <see cref="Prompt"/> (no BOS added).</summary>
+    [Id(2)] public int[]? PromptIds { get; init; }
+    /// <summary>Most tokens to generate in this turn.</summary>
+    [Id(3)] public int MaxNewTokens { get; init; } = 64;
+    /// <summary>Sampling settings.</summary>
+    [Id(4)] public SamplingSpec Sampling { get; init; } = new();
+    /// <summary>Seed for this turn; null = keep the session's RNG stream (or a random seed on the first turn).</summary>
+    [Id(5)] public ulong? Seed { get; init; }
+    /// <summary>Text that ends generation (not included).</summary>
+    [Id(6)] public string[] StopStrings { get; init; } = [];
+    /// <summary>Extra stop ids besides the model's EOS ids.</summary>
+    [Id(7)] public int[] StopIds { get; init; } = [];
+}
+
+/// <summary>Tokens counted for a turn.</summary>
+[GenerateSerializer, Immutable, Alias("strata.Usage")]
+public sealed record Usage(
+    [property: Id(0)] int PromptTokens,
+    [property: Id(1)] int CompletionTokens,
+    [property: Id(2)] int CachedTokens);
+
+/// <summary>A piece of the stream: text that is complete, the ids it came from, and on the last chunk the reason
+/// and usage.</summary>
+[GenerateSerializer, Immutable, Alias("strata.GenerateChunk")]
+public sealed record GenerateChunk(
+    [property: Id(0)] string Text,
+    [property: Id(1)] int[] TokenIds,
+    [property: Id(2)] string? FinishReason = null,
+    [property: Id(3)] Usage? Usage = null,
+    [property: Id(4)] int[]? PromptIds = null);
+
+/// <summary>What a session holds.</summary>
+[GenerateSerializer, Immutable, Alias("strata.SessionInfo")]
+public sealed record SessionInfo(
+    [property: Id(0)] string SessionId,
+    [property: Id(1)] string? Model,
+    [property: Id(2)] int HistoryTokens,
+    [property: Id(3)] int CachedTokens,
+    [property: Id(4)] bool HoldsKv);
+
+/// <summary>A conversation: its token history, sampling state and KV leases at every stage.</summary>
+[Alias("strata.ISessionGrain")]
+public interface ISessionGrain : IGrainWithStringKey
+{
+    /// <summary>Appends the request's prompt and streams the continuation. Cancelling stops generation and frees the
+    /// KV at every stage.</summary>
+    [Alias("Generate")]
+    IAsyncEnumerable<GenerateChunk> GenerateAsync(GenerateRequest request, CancellationToken cancellation = default);
+
+    /// <summary>History and cache state.</summary>
+    [Alias("GetInfo")]
+    Task<SessionInfo> GetInfo();
+
+    /// <summary>Frees the KV at every stage; the history is kept (a later turn rebuilds the cache).</summary>
+    [Alias("ReleaseKv")]
+    Task ReleaseKv();
+}

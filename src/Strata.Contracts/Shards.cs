@@ -1,0 +1,71 @@
+namespace Strata.Contracts;
+
+/// <summary>What one shard serves and where its output goes.</summary>
+[GenerateSerializer, Immutable, Alias("strata.ShardConfig")]
+public sealed record ShardConfig(
+    [property: Id(0)] string Model,
+    [property: Id(1)] string PackagePath,
+    [property: Id(2)] int StageIndex,
+    [property: Id(3)] int FirstLayer,
+    [property: Id(4)] int EndLayer,
+    [property: Id(5)] int TotalLayers,
+    [property: Id(6)] string? NextShardKey,
+    [property: Id(7)] int MaxContext,
+    [property: Id(8)] int Slots);
+
+/// <summary>One step of one session through a shard. The first stage gets <see cref="Tokens"/>; later stages get
+/// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes).</summary>
+[GenerateSerializer, Immutable, Alias("strata.StepRequest")]
+public sealed record StepRequest(
+    [property: Id(0)] string SessionId,
+    [property: Id(1)] int PastLength,
+    [property: Id(2)] int TokenCount,
+    [property: Id(3)] int[]? Tokens,
+    [property: Id(4)] byte[]? Hidden,
+    [property: Id(5)] string HiddenType,
+    [property: Id(6)] SamplingSpec Sampling,
+    [property: Id(7)] ulong[] RngState);
+
+/// <summary>The sampled token and the RNG state after sampling (the session keeps it).</summary>
+[GenerateSerializer, Immutable, Alias("strata.StepResult")]
+public sealed record StepResult(
+    [property: Id(0)] int Token,
+    [property: Id(1)] ulong[] RngState,
+    [property: Id(2)] double[] StageMilliseconds);
+
+/// <summary>A shard's load state and KV use.</summary>
+[GenerateSerializer, Immutable, Alias("strata.ShardStatus")]
+public sealed record ShardStatus(
+    [property: Id(0)] DeploymentState State,
+    [property: Id(1)] string? Error,
+    [property: Id(2)] string Silo,
+    [property: Id(3)] string Device,
+    [property: Id(4)] int ActiveSessions,
+    [property: Id(5)] int Slots,
+    [property: Id(6)] long WeightBytes,
+    [property: Id(7)] long KvBytes);
+
+/// <summary>A stage of a deployed model, pinned to the silo the plan chose.</summary>
+[Alias("strata.IShardGrain")]
+public interface IShardGrain : IGrainWithStringKey
+{
+    /// <summary>Starts loading the stage in the background (idempotent for the same config).</summary>
+    [Alias("Configure")]
+    Task<ShardStatus> Configure(ShardConfig config);
+
+    /// <summary>Load state and KV use.</summary>
+    [Alias("GetStatus")]
+    Task<ShardStatus> GetStatus();
+
+    /// <summary>Reserves a KV slot for a session; false when every slot is taken.</summary>
+    [Alias("Reserve")]
+    Task<bool> Reserve(string sessionId);
+
+    /// <summary>Frees a session's KV slot (no-op when it holds none).</summary>
+    [Alias("Release")]
+    Task Release(string sessionId);
+
+    /// <summary>Runs one step and passes the result to the next shard; the last shard samples.</summary>
+    [Alias("Step")]
+    Task<StepResult> Step(StepRequest request);
+}

@@ -1,0 +1,31 @@
+namespace Strata.Contracts;
+
+/// <summary>
+/// A typed, expected failure that crosses grain calls: the <see cref="Code"/> says what kind, the message says
+/// what was wrong and what to do.
+/// </summary>
+[GenerateSerializer, Alias("strata.StrataException")]
+public sealed class StrataException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public StrataException(string code, string message) : base(message) => Code = code;
+
+    /// <summary>One of <see cref="ErrorCodes"/>.</summary>
+    [Id(0)]
+    public string Code { get; private set; }
+}
+
+/// <summary>Values of <see cref="StrataException.Code"/>.</summary>
+public static class ErrorCodes
+{
+    /// <summary>A request field is invalid; the message names it.</summary>
+    public const string InvalidRequest = "invalid_request";
+    /// <summary>The model is not deployed or not loaded yet.</summary>
+    public const string ModelNotReady = "model_not_ready";
+    /// <summary>No KV capacity for another session right now.</summary>
+    public const string Overloaded = "overloaded";
+    /// <summary>The conversation does not fit the KV capacity.</summary>
+    public const string ContextOverflow = "context_overflow";
+    /// <summary>A stage failed or is unreachable.</summary>
+    public const string StageFailed = "stage_failed";
+}

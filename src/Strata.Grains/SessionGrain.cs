@@ -1,0 +1,163 @@
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Options;
+using Strata.Contracts;
+using Strata.Engine.Sampling;
+
+namespace Strata.Grains;
+
+/// <summary>
+/// A conversation. It owns the token history, the RNG state and a KV lease at every stage; it runs the decode
+/// loop (step through the shard chain, detokenize, check stops) and streams chunks. A follow-up turn sends only the
+/// tokens the stages have not cached yet. Cancelling a turn, going idle past the TTL or deactivating releases the
+/// KV everywhere; the history stays, so a later turn rebuilds the cache.
+/// </summary>
+internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenizers, IOptions<StrataSiloOptions> options)
+    : Grain, ISessionGrain
+{
+    private readonly List<int> _history = [];
+    private string? _model;
+    private Route? _route;
+    private int _cached;          // positions every stage holds in KV
+    private bool _holdsKv;
+    private ulong[]? _rng;
+    private bool _busy;
+    private DateTime _lastActive = DateTime.UtcNow;
+    private IGrainTimer? _ttlTimer;
+
+    private string Id => this.GetPrimaryKeyString();
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var ttl = options.Value.SessionKvTtl;
+        var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, ttl.Ticks / 4));
+        _ttlTimer = this.RegisterGrainTimer(async () =>
+        {
+            if (_holdsKv && !_busy && DateTime.UtcNow - _lastActive > ttl) await ReleaseKv();
+        }, new GrainTimerCreationOptions(period, period) { Interleave = true });
+        return Task.CompletedTask;
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        _ttlTimer?.Dispose();
+        await ReleaseKv();
+    }
+
+    public Task<SessionInfo> GetInfo() => Task.FromResult(new SessionInfo(Id, _model, _history.Count, _cached, _holdsKv));
+
+    public async Task ReleaseKv()
+    {
+        var route = _route;
+        _holdsKv = false;
+        _cached = 0;
+        if (route is null) return;
+        await Task.WhenAll(route.ShardKeys.Select(async k =>
+        {
+            try { await grains.GetGrain<IShardGrain>(k).Release(Id); }
+            catch (Exception e) when (e is not OutOfMemoryException) { /* the stage is gone, and its KV with it */ }
+        }));
+    }
+
+    public async IAsyncEnumerable<GenerateChunk> GenerateAsync(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        Validate(request);
+        if (_busy) throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} is already generating; wait for the turn to finish");
+        if (_model is not null && _model != request.Model)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} belongs to model '{_model}', not '{request.Model}'");
+        _busy = true;
+        bool completed = false;
+        try
+        {
+            var route = await grains.GetGrain<IModelGrain>(request.Model).GetRoute();
+            if (_route is not null && _route.Version != route.Version) { await ReleaseKv(); }
+            _route = route;
+            _model = request.Model;
+            var tokenizer = tokenizers.Get(route.PackagePath);
+
+            int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: _history.Count == 0);
+            foreach (int id in added)
+                if ((uint)id >= (uint)tokenizer.VocabSize)
+                    throw new StrataException(ErrorCodes.InvalidRequest, $"prompt token id {id} is outside the vocabulary (size {tokenizer.VocabSize})");
+            if (_history.Count + added.Length == 0)
+                throw new StrataException(ErrorCodes.InvalidRequest, "the prompt is empty and the model has no BOS token");
+            if (_history.Count + added.Length > route.MaxContext)
+                throw new StrataException(ErrorCodes.ContextOverflow,
+                    $"the conversation needs {_history.Count + added.Length} positions but the deployment's max context is {route.MaxContext}");
+            int promptTokens = added.Length, cachedAtStart = _cached;
+            _history.AddRange(added);
+            await Reserve(route);
+
+            if (request.Seed is ulong seed || _rng is null)
+                _rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
+            var stop = new StopChecker(tokenizer.EosIds.Concat(request.StopIds).Distinct().ToArray(), request.StopStrings, request.MaxNewTokens);
+            var decoder = tokenizer.CreateStreamingDecoder();
+            var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
+            int generated = 0;
+            while (true)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                int[] pending = _history.GetRange(_cached, _history.Count - _cached).ToArray();
+                var result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng))
+                    .WaitAsync(options.Value.StepTimeout, cancellation);
+                _cached = _history.Count;
+                _rng = result.RngState;
+                _history.Add(result.Token);
+                _lastActive = DateTime.UtcNow;
+                generated++;
+
+                var decision = stop.Append(result.Token, decoder.Push(result.Token));
+                bool full = !decision.IsStopped && _cached >= route.MaxContext;
+                if (decision.IsStopped || full)
+                {
+                    string tail = decision.StopString is null ? decision.Text + (full ? stop.Flush() : "") + decoder.Flush() : decision.Text;
+                    completed = true;
+                    yield return new GenerateChunk(tail, [result.Token], decision.FinishReason ?? FinishReasons.Length,
+                        new Usage(promptTokens, generated, cachedAtStart), generated == 1 ? added : null);
+                    yield break;
+                }
+                yield return new GenerateChunk(decision.Text, [result.Token], null, null, generated == 1 ? added : null);
+            }
+        }
+        finally
+        {
+            _busy = false;
+            _lastActive = DateTime.UtcNow;
+            if (!completed)
+            {
+                // Cancelled or failed: the stages may hold a partial step; free the KV everywhere. The history
+                // keeps what was generated, so a later turn replays it into fresh caches.
+                await ReleaseKv();
+            }
+        }
+    }
+
+    private async Task Reserve(Route route)
+    {
+        if (_holdsKv) return;
+        var reserved = new List<string>();
+        foreach (var key in route.ShardKeys)
+        {
+            if (!await grains.GetGrain<IShardGrain>(key).Reserve(Id))
+            {
+                await Task.WhenAll(reserved.Select(k => grains.GetGrain<IShardGrain>(k).Release(Id)));
+                throw new StrataException(ErrorCodes.Overloaded,
+                    $"no KV capacity for another session at stage {route.ShardKeys.ToList().IndexOf(key)} of model '{route.Model}'; retry later");
+            }
+            reserved.Add(key);
+        }
+        _holdsKv = true;
+        _cached = 0;
+    }
+
+    private static void Validate(GenerateRequest r)
+    {
+        static StrataException Bad(string m) => new(ErrorCodes.InvalidRequest, m);
+        if (string.IsNullOrWhiteSpace(r.Model)) throw Bad("model is required");
+        if (r.MaxNewTokens < 1) throw Bad($"max_new_tokens must be >= 1, got {r.MaxNewTokens}");
+        if (r.Sampling is null) throw Bad("sampling is required");
+        if (!(r.Sampling.Temperature >= 0) || double.IsInfinity(r.Sampling.Temperature)) throw Bad($"temperature must be >= 0, got {r.Sampling.Temperature}");
+        if (r.Sampling.TopK < 0) throw Bad($"top_k must be >= 0, got {r.Sampling.TopK}");
+        if (!(r.Sampling.TopP > 0 && r.Sampling.TopP <= 1)) throw Bad($"top_p must be in (0, 1], got {r.Sampling.TopP}");
+        if (r.StopStrings.Any(string.IsNullOrEmpty)) throw Bad("stop strings must not be empty");
+    }
+}

@@ -1,0 +1,61 @@
+using Orleans.Concurrency;
+using Strata.Contracts;
+using Strata.Grains.Placement;
+using Strata.Grains.Stages;
+
+namespace Strata.Grains;
+
+/// <summary>
+/// A stage of a deployed model on the silo the plan chose. The stage itself lives in the silo's
+/// <see cref="StageHost"/> (loaded in the background, run on its own thread); the grain is its address. Steps from
+/// many sessions interleave; each is passed straight on to the next shard.
+/// </summary>
+[PinnedShardPlacement, Reentrant]
+internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainFactory grains) : Grain, IShardGrain
+{
+    private string Key => this.GetPrimaryKeyString();
+
+    public Task<ShardStatus> Configure(ShardConfig config)
+    {
+        host.Start(Key, config);
+        return GetStatus();
+    }
+
+    public Task<ShardStatus> GetStatus()
+    {
+        var w = host.Get(Key);
+        return Task.FromResult(w is null
+            ? new ShardStatus(DeploymentState.NotDeployed, null, silo.SiloAddress.ToParsableString(), host.Device.ToString(), 0, 0, 0, 0)
+            : new ShardStatus(w.State, w.Error, silo.SiloAddress.ToParsableString(), w.Device == "" ? host.Device.ToString() : w.Device,
+                w.ActiveSessions, w.Config.Slots, w.WeightBytes, w.KvBytes));
+    }
+
+    public Task<bool> Reserve(string sessionId) => Task.FromResult(Worker().Reserve(sessionId));
+
+    public Task Release(string sessionId)
+    {
+        host.Get(Key)?.Release(sessionId);
+        return Task.CompletedTask;
+    }
+
+    public async Task<StepResult> Step(StepRequest request)
+    {
+        var worker = Worker();
+        var output = await worker.Step(request);
+        if (worker.Config.NextShardKey is not string next)
+            return new StepResult(output.Token, output.RngState, [output.Milliseconds]);
+
+        var hidden = output.Hidden!;
+        var forwarded = request with
+        {
+            Tokens = null,
+            Hidden = hidden.Data,
+            HiddenType = hidden.Type == Engine.Graph.ComputeType.Float16 ? "fp16" : "fp32",
+        };
+        var result = await grains.GetGrain<IShardGrain>(next).Step(forwarded);
+        return result with { StageMilliseconds = [output.Milliseconds, .. result.StageMilliseconds] };
+    }
+
+    private StageWorker Worker() => host.Get(Key)
+        ?? throw new StrataException(ErrorCodes.ModelNotReady, $"shard {Key} is not configured on this silo (was it redeployed or the silo restarted?)");
+}

@@ -1,0 +1,82 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Strata.Contracts;
+using Strata.Engine.Runtime;
+
+namespace Strata.Grains.Stages;
+
+/// <summary>
+/// The silo's stages: a singleton that outlives shard grain activations, holds every loaded stage, and accounts
+/// their memory against the silo's budget.
+/// </summary>
+public sealed class StageHost : IDisposable
+{
+    private readonly ConcurrentDictionary<string, StageWorker> _workers = new(StringComparer.Ordinal);
+    private readonly StrataSiloOptions _options;
+    private readonly ILoggerFactory _loggers;
+    private readonly Lock _memoryLock = new();
+    private long _reserved;
+
+    /// <summary>Creates the host from the silo's options.</summary>
+    public StageHost(IOptions<StrataSiloOptions> options, ILoggerFactory loggers)
+    {
+        _options = options.Value;
+        _loggers = loggers;
+        Device = DeviceSpec.Parse(_options.Device);
+        MemoryBytes = _options.MemoryBytes;
+    }
+
+    /// <summary>This silo's device.</summary>
+    public DeviceSpec Device { get; }
+
+    /// <summary>This silo's budget for weights and KV.</summary>
+    public long MemoryBytes { get; }
+
+    /// <summary>Bytes taken by loaded stages.</summary>
+    public long ReservedBytes
+    {
+        get { lock (_memoryLock) return _reserved; }
+    }
+
+    internal IEnumerable<StageWorker> Workers => _workers.Values;
+
+    internal StageWorker? Get(string key) => _workers.GetValueOrDefault(key);
+
+    /// <summary>Resolves a package path against the model store.</summary>
+    public string Resolve(string packagePath) =>
+        Path.IsPathRooted(packagePath) ? packagePath : Path.GetFullPath(Path.Combine(_options.ModelStore, packagePath));
+
+    internal StageWorker Start(string key, ShardConfig config)
+    {
+        var worker = _workers.GetOrAdd(key, k =>
+        {
+            var w = new StageWorker(k, config, _loggers.CreateLogger("Strata.Stage"));
+            var engine = new EngineOptions { Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext };
+            w.StartLoad(Resolve(config.PackagePath), engine, TryReserve);
+            return w;
+        });
+        if (worker.Config != config)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"shard {key} is already loaded with another configuration");
+        return worker;
+    }
+
+    private string? TryReserve(long bytes)
+    {
+        lock (_memoryLock)
+        {
+            if (_reserved + bytes > MemoryBytes)
+                return $"stage needs {ByteSize.Format(bytes)} but this silo has {ByteSize.Format(MemoryBytes - _reserved)} of its " +
+                       $"{ByteSize.Format(MemoryBytes)} budget left (raise --memory or plan more stages)";
+            _reserved += bytes;
+            return null;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var w in _workers.Values) w.Dispose();
+        _workers.Clear();
+    }
+}

@@ -1,0 +1,71 @@
+namespace Strata.Grains;
+
+/// <summary>What a silo offers Strata: its device, its memory budget, where models live. Bound from the
+/// <c>Strata</c> configuration section.</summary>
+public sealed class StrataSiloOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "Strata";
+
+    /// <summary>Device for this silo's stages: cpu, cuda or cuda:N. Default cpu.</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Budget for weights plus KV on the device, e.g. "8GB" or "512MB". Default: 4GB.</summary>
+    public string Memory { get; set; } = "4GB";
+
+    /// <summary>Folder that relative package paths resolve against. Default: ./models.</summary>
+    public string ModelStore { get; set; } = "models";
+
+    /// <summary>ONNX Runtime threads for this process's stages (0 = one per core).</summary>
+    public int Threads { get; set; }
+
+    /// <summary>Relative speed advertised to the planner (e.g. measured decode tokens/s); 0 = unknown.</summary>
+    public double Speed { get; set; }
+
+    /// <summary>Idle time after which a session's KV is released (its history is kept). Default 5 minutes.</summary>
+    public TimeSpan SessionKvTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Timeout of one pipeline step through all stages. Default 30 s.</summary>
+    public TimeSpan StepTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The memory budget in bytes.</summary>
+    public long MemoryBytes => ByteSize.Parse(Memory, nameof(Memory));
+}
+
+/// <summary>Parses sizes like 512MB, 8GB, 1.5GiB or a plain byte count.</summary>
+public static class ByteSize
+{
+    /// <summary>Parses <paramref name="text"/>; the error names <paramref name="setting"/>.</summary>
+    public static long Parse(string text, string setting)
+    {
+        string t = text.Trim().ToUpperInvariant().Replace("IB", "B", StringComparison.Ordinal);
+        (string Suffix, long Scale)[] units = [("TB", 1L << 40), ("GB", 1L << 30), ("MB", 1L << 20), ("KB", 1L << 10), ("B", 1)];
+        foreach (var (suffix, scale) in units)
+        {
+            if (t.EndsWith(suffix, StringComparison.Ordinal) &&
+                double.TryParse(t[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v > 0)
+                return (long)(v * scale);
+        }
+        if (long.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, out long bytes) && bytes > 0) return bytes;
+        throw new FormatException($"{setting} '{text}' is not a size: use e.g. 512MB, 8GB or a byte count");
+    }
+
+    /// <summary>Formats bytes for people: 1.5 GB.</summary>
+    public static string Format(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):F1} GB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MB",
+        _ => $"{bytes / 1024.0:F1} KB",
+    };
+}
+
+/// <summary>Keys of the silo metadata Strata advertises.</summary>
+public static class StrataMetadata
+{
+    /// <summary>Device of the silo (cpu, cuda:0).</summary>
+    public const string Device = "strata.device";
+    /// <summary>Memory budget in bytes.</summary>
+    public const string Memory = "strata.memory";
+    /// <summary>Relative speed (0 = unknown).</summary>
+    public const string Speed = "strata.speed";
+}

@@ -1,0 +1,60 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+using Orleans.Runtime.MembershipService.SiloMetadata;
+using Strata.Grains;
+using Strata.Grains.Placement;
+using Strata.Grains.Stages;
+
+namespace Strata.Hosting;
+
+/// <summary>Adds Strata (stage host, shard placement, silo metadata, options) to an Orleans silo.</summary>
+public static class StrataSiloBuilderExtensions
+{
+    /// <summary>Registers Strata with options from the <c>Strata</c> section of <paramref name="configuration"/>,
+    /// then <paramref name="configure"/>. Invalid options fail at start-up with a message naming the setting.</summary>
+    public static ISiloBuilder AddStrata(this ISiloBuilder silo, IConfiguration? configuration = null, Action<StrataSiloOptions>? configure = null)
+    {
+        var options = new StrataSiloOptions();
+        configuration?.GetSection(StrataSiloOptions.Section).Bind(options);
+        configure?.Invoke(options);
+        StrataSiloOptionsValidator.ThrowIfInvalid(options);
+
+        silo.Services.AddSingleton(Options.Create(options));
+        silo.Services.AddSingleton<StageHost>();
+        silo.Services.AddSingleton<TokenizerCache>();
+        silo.AddPlacementDirector<PinnedShardPlacement, PinnedShardPlacementDirector>();
+        silo.UseSiloMetadata(new Dictionary<string, string>
+        {
+            [StrataMetadata.Device] = options.Device,
+            [StrataMetadata.Memory] = options.MemoryBytes.ToString(CultureInfo.InvariantCulture),
+            [StrataMetadata.Speed] = options.Speed.ToString(CultureInfo.InvariantCulture),
+        });
+        // Activations are a few MB at most; KV never travels. Keep the default message limit but fail fast on
+        // a lost stage instead of Orleans' 30 s default.
+        silo.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = options.StepTimeout);
+        return silo;
+    }
+}
+
+/// <summary>Checks <see cref="StrataSiloOptions"/> at start-up.</summary>
+public static class StrataSiloOptionsValidator
+{
+    /// <summary>Throws <see cref="OptionsValidationException"/> naming each bad setting.</summary>
+    public static void ThrowIfInvalid(StrataSiloOptions o)
+    {
+        var errors = new List<string>();
+        try { Engine.Runtime.DeviceSpec.Parse(o.Device); }
+        catch (FormatException e) { errors.Add($"Strata:Device: {e.Message}"); }
+        try { _ = o.MemoryBytes; }
+        catch (FormatException e) { errors.Add($"Strata:Memory: {e.Message}"); }
+        if (o.Threads < 0) errors.Add($"Strata:Threads must be >= 0, got {o.Threads}");
+        if (o.Speed < 0) errors.Add($"Strata:Speed must be >= 0, got {o.Speed}");
+        if (o.SessionKvTtl <= TimeSpan.Zero) errors.Add($"Strata:SessionKvTtl must be positive, got {o.SessionKvTtl}");
+        if (o.StepTimeout <= TimeSpan.Zero) errors.Add($"Strata:StepTimeout must be positive, got {o.StepTimeout}");
+        if (string.IsNullOrWhiteSpace(o.ModelStore)) errors.Add("Strata:ModelStore must not be empty");
+        if (errors.Count > 0) throw new OptionsValidationException(StrataSiloOptions.Section, typeof(StrataSiloOptions), errors);
+    }
+}

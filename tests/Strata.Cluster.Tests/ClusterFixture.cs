@@ -1,0 +1,52 @@
+using Orleans.TestingHost;
+using Strata.Client;
+using Strata.Hosting;
+using Strata.Models.Packaging;
+using Strata.Models.Synthetic;
+
+namespace Strata.Cluster.Tests;
+
+/// <summary>
+/// Three in-process silos (Silo_0..2, all CPU, 1 GB each) sharing a model store with a synthetic 4-layer model
+/// imported as a package. Tests deploy under their own model names so they do not disturb each other.
+/// </summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public string Store { get; } = Path.Combine(Path.GetTempPath(), "strata-cluster-" + Guid.NewGuid().ToString("N")[..12]);
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+    public StrataClient Client { get; private set; } = null!;
+    public const string Package = "tiny4";
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(Store);
+        string src = Path.Combine(Store, "src");
+        SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Layers = 4, Seed = 21 }, src);
+        ModelImporter.Import(src, Path.Combine(Store, Package));
+
+        var builder = new InProcessTestClusterBuilder(3);
+        string store = Store;
+        builder.ConfigureSilo((options, silo) => silo.AddStrata(null, o =>
+        {
+            o.Memory = "1GB";
+            o.ModelStore = store;
+            o.Threads = 1;
+            o.StepTimeout = TimeSpan.FromSeconds(20);
+        }));
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+        Client = StrataClient.FromClusterClient(Cluster.Client);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        try { Directory.Delete(Store, true); } catch (IOException) { }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
+{
+    public const string Name = "cluster";
+}

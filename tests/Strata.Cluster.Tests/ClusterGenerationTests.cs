@@ -1,0 +1,128 @@
+using Strata.Contracts;
+using Strata.Engine.Generation;
+using Strata.Engine.Runtime;
+using Strata.Engine.Sampling;
+using Strata.Models;
+using Strata.Models.Tokenization;
+
+namespace Strata.Cluster.Tests;
+
+[Collection(ClusterCollection.Name)]
+public sealed class ClusterGenerationTests(ClusterFixture fx)
+{
+    private async Task<ModelStatus> Deploy(string model, int? stages = 3, int maxSessions = 8) =>
+        await fx.Client.DeployAsync(model, new DeployRequest(ClusterFixture.Package, stages, MaxContext: 128, MaxSessions: maxSessions),
+            timeout: TimeSpan.FromMinutes(2));
+
+    private GenerationResult Local(string prompt, int maxNewTokens, int[]? promptIds = null)
+    {
+        using var model = ModelLoader.Open(Path.Combine(fx.Store, ClusterFixture.Package));
+        var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
+        using var pipeline = LocalPipeline.Load(model.Config, model.Tensors, 4, new EngineOptions { MaxContext = 128, IntraOpThreads = 1 });
+        var ids = promptIds ?? tokenizer.Encode(prompt);
+        return LocalGenerator.Generate(pipeline, tokenizer, ids,
+            SamplingParams.Greedy with { MaxNewTokens = maxNewTokens, StopIds = tokenizer.EosIds });
+    }
+
+    private async Task<(int[] Tokens, string Text, string? Finish, int[]? PromptIds)> Cluster(string session, string model, string prompt,
+        int maxNewTokens, CancellationToken ct = default)
+    {
+        var tokens = new List<int>();
+        var text = new System.Text.StringBuilder();
+        string? finish = null;
+        int[]? promptIds = null;
+        await foreach (var chunk in fx.Client.GenerateAsync(session, new GenerateRequest { Model = model, Prompt = prompt, MaxNewTokens = maxNewTokens }, ct))
+        {
+            tokens.AddRange(chunk.TokenIds);
+            text.Append(chunk.Text);
+            finish ??= chunk.FinishReason;
+            promptIds ??= chunk.PromptIds;
+        }
+        return (tokens.ToArray(), text.ToString(), finish, promptIds);
+    }
+
+    [Fact]
+    public async Task Three_stage_deployment_places_shards_on_the_planned_silos_and_matches_local_generation()
+    {
+        var status = await Deploy("m-basic");
+        Assert.Equal(DeploymentState.Ready, status.State);
+        Assert.Equal(3, status.Stages.Count);
+        Assert.Equal(3, status.Stages.Select(s => s.Silo).Distinct().Count());
+        foreach (var stage in status.Stages) Assert.EndsWith("#" + stage.Silo, stage.ShardKey);
+        Assert.Equal(Enumerable.Range(0, 4), status.Stages.SelectMany(s => Enumerable.Range(s.FirstLayer, s.EndLayer - s.FirstLayer)));
+
+        var local = Local("The quick brown fox", 16);
+        var remote = await Cluster("s-basic", "m-basic", "The quick brown fox", 16);
+        Assert.Equal(local.GeneratedIds, remote.Tokens);
+        Assert.Equal(local.Text, remote.Text);
+        Assert.Equal(local.StopReason, remote.Finish);
+        Assert.Equal(local.PromptIds, remote.PromptIds);
+    }
+
+    [Fact]
+    public async Task Eight_concurrent_sessions_are_all_correct()
+    {
+        await Deploy("m-concurrent");
+        string[] prompts = Enumerable.Range(0, 8).Select(i => $"story number {i} begins with").ToArray();
+        var expected = prompts.Select(p => Local(p, 10).GeneratedIds).ToArray();
+        var results = await Task.WhenAll(prompts.Select((p, i) => Cluster($"s-conc-{i}", "m-concurrent", p, 10)));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], results[i].Tokens);
+    }
+
+    [Fact]
+    public async Task A_second_turn_continues_from_the_cached_kv_and_equals_generating_from_the_full_history()
+    {
+        await Deploy("m-turns");
+        var first = await Cluster("s-turns", "m-turns", "Once upon a time", 8);
+        var second = await Cluster("s-turns", "m-turns", " and then", 8);
+        var info = await fx.Client.Orleans.GetGrain<ISessionGrain>("s-turns").GetInfo();
+        Assert.True(info.HoldsKv);
+
+        using var model = ModelLoader.Open(Path.Combine(fx.Store, ClusterFixture.Package));
+        var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
+        int[] history = [.. first.PromptIds!, .. first.Tokens, .. tokenizer.Encode(" and then", addBos: false)];
+        Assert.Equal(history[first.PromptIds!.Length..].Skip(first.Tokens.Length), second.PromptIds);
+        var local = Local("", 8, history);
+        Assert.Equal(local.GeneratedIds, second.Tokens);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_stream_frees_the_kv_at_every_stage()
+    {
+        await Deploy("m-cancel");
+        using var cts = new CancellationTokenSource();
+        int seen = 0;
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var chunk in fx.Client.GenerateAsync("s-cancel", new GenerateRequest { Model = "m-cancel", Prompt = "abc", MaxNewTokens = 100 }, cts.Token))
+            {
+                if (++seen == 3) cts.Cancel();
+            }
+        });
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        ModelStatus status;
+        do
+        {
+            status = await fx.Client.GetModelStatusAsync("m-cancel");
+            if (status.Stages.All(s => s.ActiveSessions == 0)) break;
+            await Task.Delay(100);
+        } while (DateTime.UtcNow < deadline);
+        Assert.All(status.Stages, s => Assert.Equal(0, s.ActiveSessions));
+    }
+
+    [Fact]
+    public async Task Invalid_requests_get_typed_errors()
+    {
+        await Deploy("m-errors");
+        var e = await Assert.ThrowsAsync<StrataException>(() => Cluster("s-err-1", "m-errors", "x", 0));
+        Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
+        Assert.Contains("max_new_tokens", e.Message);
+        var e2 = await Assert.ThrowsAsync<StrataException>(() => Cluster("s-err-2", "not-deployed", "x", 4));
+        Assert.Equal(ErrorCodes.ModelNotReady, e2.Code);
+        var e3 = await Assert.ThrowsAsync<StrataException>(() => Cluster("s-err-3", "m-errors", new string('a', 2000), 4));
+        Assert.Equal(ErrorCodes.ContextOverflow, e3.Code);
+        var e4 = await Assert.ThrowsAsync<StrataException>(() => fx.Client.DeployAsync("m-bad", new DeployRequest("no-such-package")));
+        Assert.Equal(ErrorCodes.InvalidRequest, e4.Code);
+        Assert.Contains("no-such-package", e4.Message);
+    }
+}
