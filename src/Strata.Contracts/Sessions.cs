@@ -27,6 +27,9 @@ public sealed record GenerateRequest
     [Id(6)] public string[] StopStrings { get; init; } = [];
     /// <summary>Extra stop ids besides the model's EOS ids.</summary>
     [Id(7)] public int[] StopIds { get; init; } = [];
+    /// <summary>Keep generating past the model's EOS ids (benchmarks; as vLLM's ignore_eos). Explicit
+    /// <see cref="StopIds"/> and <see cref="StopStrings"/> still stop.</summary>
+    [Id(8)] public bool IgnoreEos { get; init; }
 }
 
 /// <summary>Tokens counted for a turn.</summary>

@@ -45,10 +45,7 @@ internal sealed partial class ModelGrain(
 
         var silos = LiveSilos();
         var kvElement = 4; // fp32 KV on the CPU; conservative for fp16 devices
-        var footprint = ModelFootprint.From(manifest, kvElement) with
-        {
-            KvBytesPerTokenPerLayer = 2L * manifest.Config.NumKvHeads * StageGraphBuilder.AttentionHeadDim(manifest.Config) * kvElement,
-        };
+        var footprint = ModelFootprint.From(manifest, kvElement, StageGraphBuilder.AttentionHeadDim(manifest.Config));
         StagePlan plan;
         try
         {

@@ -89,7 +89,8 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
 
             if (request.Seed is ulong seed || _rng is null)
                 _rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
-            var stop = new StopChecker(tokenizer.EosIds.Concat(request.StopIds).Distinct().ToArray(), request.StopStrings, request.MaxNewTokens);
+            var stopIds = (request.IgnoreEos ? request.StopIds : tokenizer.EosIds.Concat(request.StopIds)).Distinct().ToArray();
+            var stop = new StopChecker(stopIds, request.StopStrings, request.MaxNewTokens);
             var decoder = tokenizer.CreateStreamingDecoder();
             var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
             int generated = 0;

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Strata.Client;
+using Strata.Contracts;
+using Strata.Engine.Runtime;
+using Strata.Engine.Sampling;
+using Strata.Models;
+
+namespace Strata.Benchmarks;
+
+/// <summary>
+/// Single-session decode through the cluster against the same stages back to back in one process. Starts N silo
+/// processes (localhost clustering, one ONNX Runtime thread each), deploys the package over K stages, and
+/// alternates rounds: one cluster session, one local pipeline run, so noise hits both alike.
+/// </summary>
+internal static class ClusterBenchmark
+{
+    public static int Run(string[] argv)
+    {
+        var a = new Args(argv);
+        string store = Path.GetFullPath(a.Get("--store") ?? throw new ArgumentException("--store (model store folder) is required"));
+        string package = a.Get("--package") ?? throw new ArgumentException("--package (name inside the store) is required");
+        string silo = a.Get("--silo") ?? throw new ArgumentException("--silo (path to strata-silo.dll) is required");
+        int silos = a.Int("--silos", 2), stages = a.Int("--stages", 4), tokens = a.Int("--tokens", 32), rounds = a.Int("--rounds", 5);
+        return RunAsync(store, package, silo, silos, stages, tokens, rounds, a.Get("--json")).GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> RunAsync(string store, string package, string siloDll, int siloCount, int stages, int tokens, int rounds, string? json)
+    {
+        var processes = new List<Process>();
+        try
+        {
+            int primary = FreePort();
+            var gateways = new List<int>();
+            for (int i = 0; i < siloCount; i++)
+            {
+                int siloPort = i == 0 ? primary : FreePort(), gateway = FreePort();
+                gateways.Add(gateway);
+                processes.Add(await StartSilo(siloDll, siloPort, gateway, primary, store));
+            }
+            await using var client = await StrataClient.ConnectAsync(gatewayPorts: gateways.ToArray());
+            var status = await client.DeployAsync("bench", new DeployRequest(package, stages, MaxContext: 256, MaxSessions: 2), timeout: TimeSpan.FromMinutes(5));
+            Console.WriteLine($"cluster: {siloCount} silo processes, {stages} stages: " +
+                string.Join("; ", status.Stages.Select(s => $"[{s.FirstLayer},{s.EndLayer}) on {s.Silo}")));
+
+            using var loaded = ModelLoader.Open(Path.Combine(store, package));
+            using var local = LocalPipeline.Load(loaded.Config, loaded.Tensors, stages, new EngineOptions { IntraOpThreads = 1, MaxContext = 256 });
+            int[] prompt = Enumerable.Range(0, 16).Select(i => 3 + i * 7 % (loaded.Config.VocabSize - 3)).ToArray();
+
+            var clusterTps = new List<double>();
+            var localTps = new List<double>();
+            for (int round = -1; round < rounds; round++)
+            {
+                double c = await ClusterDecode(client, $"bench-{round}", prompt, tokens);
+                double l = LocalDecode(local, prompt, tokens);
+                if (round < 0) continue; // warm-up
+                clusterTps.Add(c);
+                localTps.Add(l);
+            }
+            double cm = Median(clusterTps), lm = Median(localTps);
+            double extraMs = 1000 / cm - 1000 / lm;
+            int hops = stages + 1; // session -> stage 0 -> ... -> stage K-1, result back along the chain
+            Console.WriteLine($"decode tokens/s (median of {rounds}): cluster {cm:F2}, local {lm:F2}, ratio {cm / lm:F3}");
+            Console.WriteLine($"step time: cluster {1000 / cm:F1} ms, local {1000 / lm:F1} ms; cluster overhead {extraMs:F2} ms per token, {extraMs / hops:F3} ms per hop ({hops} hops)");
+            if (json is not null)
+                File.WriteAllText(json, JsonSerializer.Serialize(new
+                {
+                    silos = siloCount, stages, tokens, rounds, cluster_tokens_per_second = cm, local_tokens_per_second = lm,
+                    ratio = cm / lm, overhead_ms_per_token = extraMs, overhead_ms_per_hop = extraMs / hops, cluster_samples = clusterTps, local_samples = localTps,
+                }, new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+        finally
+        {
+            foreach (var p in processes)
+            {
+                try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (InvalidOperationException) { }
+                p.Dispose();
+            }
+        }
+    }
+
+    private static async Task<double> ClusterDecode(StrataClient client, string session, int[] prompt, int tokens)
+    {
+        var request = new GenerateRequest { Model = "bench", PromptIds = prompt, MaxNewTokens = tokens + 1, IgnoreEos = true };
+        Stopwatch? clock = null;
+        int seen = 0;
+        await foreach (var chunk in client.GenerateAsync(session, request))
+        {
+            seen += chunk.TokenIds.Length;
+            if (clock is null) { clock = Stopwatch.StartNew(); seen = 0; } // time from the first token: decode only
+        }
+        await client.Orleans.GetGrain<ISessionGrain>(session).ReleaseKv();
+        return seen / clock!.Elapsed.TotalSeconds;
+    }
+
+    private static double LocalDecode(LocalPipeline pipeline, int[] prompt, int tokens)
+    {
+        using var seq = pipeline.NewSequence();
+        int next = Sampler.ArgMax(seq.Forward(prompt));
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < tokens; i++) next = Sampler.ArgMax(seq.Forward([next]));
+        return tokens / clock.Elapsed.TotalSeconds;
+    }
+
+    private static async Task<Process> StartSilo(string dll, int siloPort, int gatewayPort, int primary, string store)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { dll, "--silo-port", $"{siloPort}", "--gateway-port", $"{gatewayPort}", "--primary-port", $"{primary}",
+                     "--model-store", store, "--memory", "4GB", "--threads", "1", "--name", $"bench-{siloPort}" })
+            psi.ArgumentList.Add(arg);
+        var p = Process.Start(psi)!;
+        var ready = new TaskCompletionSource();
+        p.OutputDataReceived += (_, e) => { if (e.Data?.StartsWith("strata-silo ready", StringComparison.Ordinal) == true) ready.TrySetResult(); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[silo {siloPort}] {e.Data}"); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        if (await Task.WhenAny(ready.Task, Task.Delay(TimeSpan.FromSeconds(90))) != ready.Task)
+            throw new TimeoutException($"silo on port {siloPort} did not report ready within 90 s");
+        return p;
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.OrderBy(x => x).ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}
