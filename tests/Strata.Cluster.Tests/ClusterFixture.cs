@@ -16,6 +16,20 @@ public sealed class ClusterFixture : IAsyncLifetime
     public InProcessTestCluster Cluster { get; private set; } = null!;
     public StrataClient Client { get; private set; } = null!;
     public const string Package = "tiny4";
+    public const string StoriesPackage = "stories260K";
+
+    /// <summary>Whether the real stories260K model was found (shared/models) and imported.</summary>
+    public bool HasStories { get; private set; }
+
+    private static string? FindStories260K()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Combine(dir.FullName, "shared", "models", "stories260K");
+            if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
+        }
+        return null;
+    }
 
     public async Task InitializeAsync()
     {
@@ -23,6 +37,11 @@ public sealed class ClusterFixture : IAsyncLifetime
         string src = Path.Combine(Store, "src");
         SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Layers = 4, Seed = 21 }, src);
         ModelImporter.Import(src, Path.Combine(Store, Package));
+        if (FindStories260K() is string stories)
+        {
+            ModelImporter.Import(stories, Path.Combine(Store, StoriesPackage));
+            HasStories = true;
+        }
 
         var builder = new InProcessTestClusterBuilder(3);
         string store = Store;

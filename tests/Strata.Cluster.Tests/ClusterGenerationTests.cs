@@ -14,11 +14,11 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         await fx.Client.DeployAsync(model, new DeployRequest(ClusterFixture.Package, stages, MaxContext: 128, MaxSessions: maxSessions),
             timeout: TimeSpan.FromMinutes(2));
 
-    private GenerationResult Local(string prompt, int maxNewTokens, int[]? promptIds = null)
+    private GenerationResult Local(string prompt, int maxNewTokens, int[]? promptIds = null, string package = ClusterFixture.Package)
     {
-        using var model = ModelLoader.Open(Path.Combine(fx.Store, ClusterFixture.Package));
+        using var model = ModelLoader.Open(Path.Combine(fx.Store, package));
         var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
-        using var pipeline = LocalPipeline.Load(model.Config, model.Tensors, 4, new EngineOptions { MaxContext = 128, IntraOpThreads = 1 });
+        using var pipeline = LocalPipeline.Load(model.Config, model.Tensors, 1, new EngineOptions { MaxContext = 128, IntraOpThreads = 1 });
         var ids = promptIds ?? tokenizer.Encode(prompt);
         return LocalGenerator.Generate(pipeline, tokenizer, ids,
             SamplingParams.Greedy with { MaxNewTokens = maxNewTokens, StopIds = tokenizer.EosIds });
@@ -124,5 +124,43 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         var e4 = await Assert.ThrowsAsync<StrataException>(() => fx.Client.DeployAsync("m-bad", new DeployRequest("no-such-package")));
         Assert.Equal(ErrorCodes.InvalidRequest, e4.Code);
         Assert.Contains("no-such-package", e4.Message);
+    }
+
+    [Fact]
+    public async Task A_shard_checks_inbound_activations_for_shape_and_dtype()
+    {
+        await Deploy("m-activations");
+        var route = await fx.Client.Orleans.GetGrain<IModelGrain>("m-activations").GetRoute();
+        var second = fx.Client.Orleans.GetGrain<IShardGrain>(route.ShardKeys[1]);
+        Assert.True(await second.Reserve("probe"));
+        try
+        {
+            var sampling = new SamplingSpec();
+            var e = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 0, 1, null, new byte[10], "fp32", sampling, [])));
+            Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
+            Assert.Contains("bytes", e.Message);
+            var e2 = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 0, 1, null, new byte[256], "int8", sampling, [])));
+            Assert.Contains("int8", e2.Message);
+            var e3 = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 5, 1, null, new byte[256], "fp32", sampling, [])));
+            Assert.Contains("position 5", e3.Message);
+        }
+        finally
+        {
+            await second.Release("probe");
+        }
+    }
+
+    [Fact]
+    public async Task Stories260K_through_three_stages_equals_local_generation()
+    {
+        if (!fx.HasStories) return;
+        var status = await fx.Client.DeployAsync("m-stories", new DeployRequest(ClusterFixture.StoriesPackage, 3, MaxContext: 256, MaxSessions: 2),
+            timeout: TimeSpan.FromMinutes(2));
+        Assert.Equal(3, status.Stages.Count);
+        var local = Local("Once upon a time", 60, package: ClusterFixture.StoriesPackage);
+        var remote = await Cluster("s-stories", "m-stories", "Once upon a time", 60);
+        Assert.StartsWith(", there was a little girl named Lily. She loved to play outside in the park.", remote.Text);
+        Assert.Equal(local.GeneratedIds, remote.Tokens);
+        Assert.Equal(local.Text, remote.Text);
     }
 }

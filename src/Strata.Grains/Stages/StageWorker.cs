@@ -150,7 +150,12 @@ internal sealed class StageWorker : IDisposable
         Activations? hidden = null;
         if (!runtime.Stage.IsFirst)
         {
-            var type = r.HiddenType == "fp16" ? ComputeType.Float16 : ComputeType.Float32;
+            var type = r.HiddenType switch
+            {
+                "fp16" => ComputeType.Float16,
+                "fp32" => ComputeType.Float32,
+                _ => throw new StrataException(ErrorCodes.InvalidRequest, $"stage {Config.StageIndex}: activation dtype '{r.HiddenType}' is not fp32 or fp16"),
+            };
             hidden = new Activations(type, 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []);
         }
         float[] logits = runtime.Stage.IsLast ? new float[runtime.Config.VocabSize] : [];
@@ -187,7 +192,9 @@ internal sealed class StageWorker : IDisposable
 
     private Task<T> Run<T>(Func<T> work)
     {
-        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Continuations are not forced onto the thread pool: a grain's await resumes on its activation scheduler
+        // anyway, and one hop fewer per stage matters at ~30 ms a step.
+        var done = new TaskCompletionSource<T>();
         try
         {
             _queue.Add(() =>
