@@ -10,6 +10,29 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# The end-to-end tests (tests/Strata.EndToEnd.Tests) start their own redis-server on a free port and validate
+# docker-compose.yml with Debian's docker-compose (v1). Install both when missing and this user may (root, or sudo
+# without a password); otherwise say so: those tests are then reported as skipped, not failed. No Redis service is
+# started here; if the package starts one on 6379 that is harmless, the tests never use fixed ports.
+apt_updated=""
+ensure_tool() { # ensure_tool COMMAND DEBIAN-PACKAGE WHAT-SKIPS
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+      echo "note: $1 is not installed and installing $2 needs root: $3 will be skipped"; return 0
+    fi
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then echo "note: $1 is not installed and there is no apt-get: $3 will be skipped"; return 0; fi
+  echo "== installing $2 (for $3)"
+  if [ -z "$apt_updated" ]; then $sudo apt-get update -qq >/dev/null && apt_updated=1 || true; fi
+  if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; then
+    echo "note: installing $2 failed: $3 will be skipped"
+  fi
+}
+ensure_tool redis-server redis-server "the end-to-end cluster tests"
+ensure_tool docker-compose docker-compose "the docker-compose.yml validation test"
+
 echo "== build"
 timeout 20m dotnet build Cluster.sln -c Release -nologo -v:q
 

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Orleans.Runtime.Messaging;
+using Strata.Contracts;
 using Strata.Engine.Runtime;
 using Strata.Models;
 
@@ -11,19 +13,45 @@ public static class CliApp
     public const int UserError = 2;
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
-    public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    /// <param name="args">The arguments.</param>
+    /// <param name="stdout">Results (default: the console).</param>
+    /// <param name="stderr">Progress and diagnostics (default: the console).</param>
+    /// <param name="stdin">Input of <c>chat</c> (default: the console).</param>
+    public static async Task<int> RunAsync(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, TextReader? stdin = null)
     {
-        var output = new CliOutput(stdout ?? Console.Out, stderr ?? Console.Error);
+        var output = new CliOutput(stdout ?? Console.Out, stderr ?? Console.Error)
+        {
+            In = stdin ?? Console.In,
+            InteractiveInput = stdin is null && !Console.IsInputRedirected,
+        };
         var root = new RootCommand("Strata: serve large language models on an Orleans cluster.")
         {
             SynthCommand.Create(output),
             ImportCommand.Create(output),
             GenerateCommand.Create(output),
+            ChatCommand.Create(output),
+            DemoCommand.Create(output),
+            ClusterCommands.Create(output),
         };
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true })
+        {
+            // Bad flags are user errors like any other: one line each, exit code 2, and where to read more.
+            foreach (var error in parse.Errors) output.Err.WriteLine($"error: {error.Message}");
+            output.Err.WriteLine($"see: {CommandPath(parse)} --help");
+            return UserError;
+        }
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { Output = output.Out, Error = output.Err, EnableDefaultExceptionHandler = false });
+            // Ctrl+C cancels the command's token (a cluster stream stops and its session frees the KV; the demo stops
+            // its silos); System.CommandLine only listens for it when given a termination timeout.
+            return await parse.InvokeAsync(new InvocationConfiguration
+            {
+                Output = output.Out,
+                Error = output.Err,
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = TimeSpan.FromSeconds(15),
+            });
         }
         catch (Exception e) when (IsUserError(e))
         {
@@ -37,13 +65,35 @@ public static class CliApp
         }
     }
 
+    /// <summary>"strata cluster status": the command a parse ended in, as typed.</summary>
+    private static string CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var r = parse.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult) names.Add(r.Command.Name);
+        names[^1] = "strata"; // the root's name is the executable's (a test host, in tests)
+        names.Reverse();
+        return string.Join(' ', names);
+    }
+
+    // Cluster failures a user can act on: typed errors from the grains, no cluster at the address, a silo lost
+    // mid-call, a call or a deployment that timed out.
     private static bool IsUserError(Exception e) => e is ModelFormatException or ContextOverflowException
         or ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException
-        or UnauthorizedAccessException or CliUsageException or IOException;
+        or UnauthorizedAccessException or CliUsageException or IOException
+        or StrataException or ClusterUnreachableException or TimeoutException
+        or SiloUnavailableException or OrleansMessageRejectionException or ConnectionFailedException;
 }
 
-/// <summary>Where a command writes: results to <see cref="Out"/>, progress and diagnostics to <see cref="Err"/>.</summary>
-public sealed record CliOutput(TextWriter Out, TextWriter Err);
+/// <summary>Where a command writes: results to <see cref="Out"/>, progress and diagnostics to <see cref="Err"/>;
+/// <c>chat</c> reads <see cref="In"/>.</summary>
+public sealed record CliOutput(TextWriter Out, TextWriter Err)
+{
+    /// <summary>Standard input.</summary>
+    public TextReader In { get; init; } = TextReader.Null;
+
+    /// <summary>Whether <see cref="In"/> is a terminal (a person typing), so prompts are worth showing.</summary>
+    public bool InteractiveInput { get; init; }
+}
 
 /// <summary>A flag combination that makes no sense; the message says which and why.</summary>
 public sealed class CliUsageException(string message) : Exception(message);

@@ -13,13 +13,15 @@ namespace Strata.Cli;
 
 /// <summary>
 /// <c>strata generate</c>: local generation, no cluster. The model (Hugging Face folder or package) is split into
-/// K stages run back to back in this process. <c>--json</c> prints exactly one JSON object on stdout.
+/// K stages run back to back in this process. With <c>--cluster</c> the model is a deployed model's name and the
+/// tokens come from a session on the cluster (<see cref="ClusterGenerate"/>). <c>--json</c> prints exactly one JSON
+/// object on stdout, the same in both modes.
 /// </summary>
 internal static class GenerateCommand
 {
     public static Command Create(CliOutput output)
     {
-        var model = new Option<string>("--model") { Description = "Hugging Face model folder or Strata package", Required = true };
+        var model = new Option<string>("--model") { Description = "Hugging Face model folder or Strata package; with --cluster, the deployed model's name", Required = true };
         var prompt = new Option<string>("--prompt") { Description = "Prompt text", Required = true };
         var o = new SamplingOptions();
         var stages = new Option<int>("--stages") { Description = "Split the model into K stages run back to back (1 = one graph)", DefaultValueFactory = _ => 1 };
@@ -27,11 +29,24 @@ internal static class GenerateCommand
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime threads (0 = one per core)", DefaultValueFactory = _ => 0 };
         var maxContext = new Option<int?>("--max-context") { Description = "KV positions per sequence (default: min(2048, max_position_embeddings))" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object: prompt_ids, generated_ids, text, stop_reason" };
+        var cluster = new Option<bool>("--cluster") { Description = "Generate on a running cluster: --model names a deployed model" };
+        var session = new Option<string?>("--session") { Description = "With --cluster: the session (conversation) id (default: a new one)" };
+        var clusterFlags = new ClusterFlags();
 
-        var cmd = new Command("generate", "Generate text locally (no cluster).") { model, prompt, stages, device, threads, maxContext, json };
+        var cmd = new Command("generate", "Generate text locally, or on a cluster with --cluster.") { model, prompt, stages, device, threads, maxContext, json, cluster, session };
         o.AddTo(cmd);
+        clusterFlags.AddTo(cmd);
         cmd.SetAction((parse, ct) =>
         {
+            if (parse.GetValue(cluster))
+            {
+                if (new Option[] { stages, device, threads, maxContext }.FirstOrDefault(opt => CliFlags.Given(parse, opt)) is Option local)
+                    throw new CliUsageException($"{local.Name} applies to local generation; on a cluster the deployment sets it (strata cluster deploy)");
+                return ClusterGenerate.RunAsync(output, clusterFlags.Get(parse), parse.GetValue(model)!, parse.GetValue(prompt)!,
+                    parse.GetValue(session), o, parse, parse.GetValue(json), ct);
+            }
+            if (CliFlags.Given(parse, session) || clusterFlags.AnyGiven(parse))
+                throw new CliUsageException("--session, --redis, --gateway-port and --cluster-id need --cluster");
             var engine = new EngineOptions
             {
                 Device = DeviceSpec.Parse(parse.GetValue(device)!),
@@ -77,14 +92,7 @@ internal static class GenerateCommand
 
         if (json)
         {
-            var o = new JsonObject
-            {
-                ["prompt_ids"] = new JsonArray(result.PromptIds.Select(i => (JsonNode)i).ToArray()),
-                ["generated_ids"] = new JsonArray(result.GeneratedIds.Select(i => (JsonNode)i).ToArray()),
-                ["text"] = result.Text,
-                ["stop_reason"] = result.StopReason,
-            };
-            output.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            WriteJson(output.Out, result.PromptIds, result.GeneratedIds, result.Text, result.StopReason);
         }
         else
         {
@@ -99,4 +107,20 @@ internal static class GenerateCommand
         }
         return 0;
     }
+
+    /// <summary>The one object <c>--json</c> prints, in both modes.</summary>
+    public static void WriteJson(TextWriter writer, IEnumerable<int> promptIds, IEnumerable<int> generatedIds, string text, string stopReason)
+    {
+        var o = new JsonObject
+        {
+            ["prompt_ids"] = new JsonArray(promptIds.Select(i => (JsonNode)i).ToArray()),
+            ["generated_ids"] = new JsonArray(generatedIds.Select(i => (JsonNode)i).ToArray()),
+            ["text"] = text,
+            ["stop_reason"] = stopReason,
+        };
+        writer.WriteLine(o.ToJsonString(JsonOptions));
+    }
+
+    /// <summary>How every command writes JSON: non-ASCII text as is.</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Strata.Contracts;
 using Strata.Engine.Sampling;
 using Strata.Models.Tokenization;
 
@@ -36,5 +37,32 @@ internal sealed class SamplingOptions
         };
         p.Validate();
         return p;
+    }
+
+    /// <summary>A cluster request with the same flags, checked here as locally; the session adds the model's EOS ids.
+    /// The seed is chosen here when none is given, so it can be reported.</summary>
+    public GenerateRequest BuildRequest(ParseResult parse, string model, string prompt)
+    {
+        var p = new SamplingParams
+        {
+            MaxNewTokens = parse.GetValue(_maxNewTokens),
+            Temperature = parse.GetValue(_temperature),
+            TopK = parse.GetValue(_topK),
+            TopP = parse.GetValue(_topP),
+            Seed = parse.GetValue(_seed) ?? (ulong)Random.Shared.NextInt64(long.MaxValue),
+            StopIds = parse.GetValue(_stopIds) ?? [],
+            StopStrings = parse.GetValue(_stop) ?? [],
+        };
+        p.Validate();
+        return new GenerateRequest
+        {
+            Model = model,
+            Prompt = prompt,
+            MaxNewTokens = p.MaxNewTokens,
+            Sampling = new SamplingSpec(p.Temperature, p.TopK, p.TopP),
+            Seed = p.Seed,
+            StopStrings = [.. p.StopStrings],
+            StopIds = [.. p.StopIds],
+        };
     }
 }

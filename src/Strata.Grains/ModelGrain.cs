@@ -109,7 +109,7 @@ internal sealed partial class ModelGrain(
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                return new ShardStatus(DeploymentState.Failed, e.Message, ShardKeys.Silo(s.Key), "?", 0, 0, 0, 0);
+                return new ShardStatus(DeploymentState.Failed, Describe(e), ShardKeys.Silo(s.Key), "?", 0, 0, 0, 0);
             }
         }));
         var stages = _shards.Select((s, i) => new StageStatus(i, s.Config.FirstLayer, s.Config.EndLayer, s.Key, statuses[i].Silo,
@@ -134,6 +134,17 @@ internal sealed partial class ModelGrain(
                 _ => $"model '{Model}' failed: {status.Error}",
             });
         return new Route(Model, _packagePath!, _shards.Select(s => s.Key).ToArray(), _request!.MaxContext, _version);
+    }
+
+    /// <summary>One line for an operator: Orleans' own messages carry inner exceptions and stack traces.</summary>
+    private static string Describe(Exception e)
+    {
+        if (e is StrataException) return e.Message;
+        string first = e.Message.Split('\n', 2)[0].Trim();
+        int at = first.IndexOf(" at Orleans.", StringComparison.Ordinal);
+        if (at > 0) first = first[..at];
+        if (first.Length > 200) first = first[..200] + "…";
+        return $"silo unreachable or stage lost ({e.GetType().Name}: {first})";
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: plan {Plan}")]

@@ -48,9 +48,10 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
     public async Task ReleaseKv()
     {
         var route = _route;
+        bool held = _holdsKv;
         _holdsKv = false;
         _cached = 0;
-        if (route is null) return;
+        if (route is null || !held) return;
         await Task.WhenAll(route.ShardKeys.Select(async k =>
         {
             try { await grains.GetGrain<IShardGrain>(k).Release(Id); }

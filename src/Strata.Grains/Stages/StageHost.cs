@@ -17,6 +17,7 @@ public sealed class StageHost : IDisposable
     private readonly ILoggerFactory _loggers;
     private readonly Lock _memoryLock = new();
     private long _reserved;
+    private readonly Timer _expiry;
 
     /// <summary>Creates the host from the silo's options.</summary>
     public StageHost(IOptions<StrataSiloOptions> options, ILoggerFactory loggers)
@@ -25,6 +26,15 @@ public sealed class StageHost : IDisposable
         _loggers = loggers;
         Device = DeviceSpec.Parse(_options.Device);
         MemoryBytes = _options.MemoryBytes;
+        // Sessions release their own KV; this catches leases whose session grain vanished with its silo.
+        var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(5).Ticks, _options.SessionKvTtl.Ticks / 2));
+        _expiry = new Timer(_ => ExpireIdleLeases(), null, period, period);
+    }
+
+    private void ExpireIdleLeases()
+    {
+        var now = DateTime.UtcNow;
+        foreach (var w in _workers.Values) w.ExpireIdle(2 * _options.SessionKvTtl, now);
     }
 
     /// <summary>This silo's device.</summary>
@@ -76,6 +86,7 @@ public sealed class StageHost : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        _expiry.Dispose();
         foreach (var w in _workers.Values) w.Dispose();
         _workers.Clear();
     }
