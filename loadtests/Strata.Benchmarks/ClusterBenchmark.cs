@@ -59,6 +59,9 @@ internal static class ClusterBenchmark
                 clusterTps.Add(c);
                 localTps.Add(l);
             }
+            var (chainMs, computeMs) = await ChainProbe(client, prompt, tokens);
+            Console.WriteLine($"direct chain probe (client -> stage 0 -> ... -> stage {stages - 1}, no session): " +
+                $"{chainMs:F1} ms per step, of which stage compute {computeMs:F1} ms; the rest {chainMs - computeMs:F2} ms is calls and queues");
             double cm = Median(clusterTps), lm = Median(localTps);
             double extraMs = 1000 / cm - 1000 / lm;
             int hops = stages + 1; // session -> stage 0 -> ... -> stage K-1, result back along the chain
@@ -94,6 +97,34 @@ internal static class ClusterBenchmark
         }
         await client.Orleans.GetGrain<ISessionGrain>(session).ReleaseKv();
         return seen / clock!.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>Steps the shard chain directly from the client: wall time per step against the stages' own compute
+    /// time (reported by each stage), which splits the cluster's overhead into the chain and the session/stream.</summary>
+    private static async Task<(double WallMs, double ComputeMs)> ChainProbe(StrataClient client, int[] prompt, int tokens)
+    {
+        var route = await client.Orleans.GetGrain<IModelGrain>("bench").GetRoute();
+        var shards = route.ShardKeys.Select(k => client.Orleans.GetGrain<IShardGrain>(k)).ToArray();
+        foreach (var s in shards) await s.Reserve("probe");
+        try
+        {
+            var sampling = new SamplingSpec();
+            var r = await shards[0].Step(new StepRequest("probe", 0, prompt.Length, prompt, null, "", sampling, []));
+            var wall = new List<double>();
+            var compute = new List<double>();
+            for (int i = 0; i < tokens; i++)
+            {
+                var clock = Stopwatch.StartNew();
+                r = await shards[0].Step(new StepRequest("probe", prompt.Length + i, 1, [r.Token], null, "", sampling, []));
+                wall.Add(clock.Elapsed.TotalMilliseconds);
+                compute.Add(r.StageMilliseconds.Sum());
+            }
+            return (Median(wall), Median(compute));
+        }
+        finally
+        {
+            foreach (var s in shards) await s.Release("probe");
+        }
     }
 
     private static double LocalDecode(LocalPipeline pipeline, int[] prompt, int tokens)
