@@ -16,16 +16,13 @@ public sealed class HfCheckpoint : ITensorSource
     /// <summary>Name of the shard index of a sharded checkpoint.</summary>
     public const string IndexFile = "model.safetensors.index.json";
 
-    private readonly List<SafetensorsFile> _files;
-    private readonly Dictionary<string, (SafetensorsFile File, TensorInfo Info)> _tensors;
+    private readonly SafetensorsTensorSource _source;
 
-    private HfCheckpoint(string dir, LlamaConfig config, List<SafetensorsFile> files,
-        Dictionary<string, (SafetensorsFile, TensorInfo)> tensors)
+    private HfCheckpoint(string dir, LlamaConfig config, SafetensorsTensorSource source)
     {
         Directory = dir;
         Config = config;
-        _files = files;
-        _tensors = tensors;
+        _source = source;
     }
 
     /// <summary>The model folder.</summary>
@@ -38,10 +35,10 @@ public sealed class HfCheckpoint : ITensorSource
     public ITensorSource Tensors => this;
 
     /// <summary>The safetensors files this checkpoint reads.</summary>
-    public IReadOnlyList<string> Files => _files.Select(f => f.Path).ToArray();
+    public IReadOnlyList<string> Files => _source.Files.Select(f => f.Path).ToArray();
 
     /// <inheritdoc />
-    public IReadOnlyCollection<string> Names => _tensors.Keys;
+    public IReadOnlyCollection<string> Names => _source.Names;
 
     /// <summary>True when <paramref name="dir"/> looks like a Hugging Face model folder.</summary>
     public static bool IsCheckpointFolder(string dir) =>
@@ -58,7 +55,7 @@ public sealed class HfCheckpoint : ITensorSource
         try
         {
             var tensors = OpenTensors(dir, files);
-            var checkpoint = new HfCheckpoint(dir, config, files, tensors);
+            var checkpoint = new HfCheckpoint(dir, config, new SafetensorsTensorSource(files, tensors, dir));
             checkpoint.Validate();
             return checkpoint;
         }
@@ -137,50 +134,27 @@ public sealed class HfCheckpoint : ITensorSource
     {
         foreach (var expected in LlamaTensors.Expected(Config))
         {
-            if (!_tensors.TryGetValue(expected.Name, out var t))
+            if (!_source.TryGet(expected.Name, out var info))
                 throw new ModelFormatException(Where(expected.Name), expected.Name,
                     $"tensor is missing (config.json implies shape [{string.Join(", ", expected.Shape)}])");
-            if (!t.Info.Shape.SequenceEqual(expected.Shape))
-                throw new ModelFormatException(t.File.Path, expected.Name,
-                    $"shape {t.Info.ShapeText} does not match [{string.Join(", ", expected.Shape)}] implied by config.json");
+            if (!info.Shape.SequenceEqual(expected.Shape))
+                throw new ModelFormatException(info.File, expected.Name,
+                    $"shape {info.ShapeText} does not match [{string.Join(", ", expected.Shape)}] implied by config.json");
         }
     }
 
     private string Where(string tensor) =>
-        _files.Count == 1 ? _files[0].Path : Path.Combine(Directory, IndexFile);
+        _source.Files.Count == 1 ? _source.Files[0].Path : Path.Combine(Directory, IndexFile);
 
     /// <inheritdoc />
-    public bool TryGet(string name, out TensorInfo info)
-    {
-        if (_tensors.TryGetValue(name, out var t))
-        {
-            info = t.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
+    public bool TryGet(string name, out TensorInfo info) => _source.TryGet(name, out info);
 
     /// <inheritdoc />
-    public void ReadFloat32(string name, Span<float> destination)
-    {
-        var (file, info) = Lookup(name);
-        TensorReads.ReadFloat32(file, info, destination);
-    }
+    public void ReadFloat32(string name, Span<float> destination) => _source.ReadFloat32(name, destination);
 
     /// <inheritdoc />
-    public void ReadRaw(string name, Span<byte> destination)
-    {
-        var (file, info) = Lookup(name);
-        TensorReads.ReadRaw(file, info, destination);
-    }
-
-    private (SafetensorsFile, TensorInfo) Lookup(string name) =>
-        _tensors.TryGetValue(name, out var t) ? t : throw new ModelFormatException(Directory, name, "tensor is missing");
+    public void ReadRaw(string name, Span<byte> destination) => _source.ReadRaw(name, destination);
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        foreach (var f in _files) f.Dispose();
-    }
+    public void Dispose() => _source.Dispose();
 }

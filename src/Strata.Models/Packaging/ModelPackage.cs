@@ -89,7 +89,7 @@ public sealed class ModelPackage
         {
             foreach (var (entry, holds) in wanted)
                 files.Add(OpenWeightFile(entry, LlamaTensors.Expected(Config).Where(holds).ToList()));
-            return new PackageTensorSource(files);
+            return new SafetensorsTensorSource(files, Directory);
         }
         catch
         {
