@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
 using Strata.Engine.Sampling;
@@ -66,70 +68,110 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         if (_model is not null && _model != request.Model)
             throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} belongs to model '{_model}', not '{request.Model}'");
         _busy = true;
-        bool completed = false;
+
+        // The decode loop runs ahead of the consumer: steps do not wait for the client to pull each chunk.
+        var chunks = Channel.CreateUnbounded<GenerateChunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var turn = new Turn();
+        var producer = Produce(request, chunks.Writer, turn, stop.Token);
         try
         {
-            var route = await grains.GetGrain<IModelGrain>(request.Model).GetRoute();
-            if (_route is not null && _route.Version != route.Version) { await ReleaseKv(); }
-            _route = route;
-            _model = request.Model;
-            var tokenizer = tokenizers.Get(route.PackagePath);
-
-            int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: _history.Count == 0);
-            foreach (int id in added)
-                if ((uint)id >= (uint)tokenizer.VocabSize)
-                    throw new StrataException(ErrorCodes.InvalidRequest, $"prompt token id {id} is outside the vocabulary (size {tokenizer.VocabSize})");
-            if (_history.Count + added.Length == 0)
-                throw new StrataException(ErrorCodes.InvalidRequest, "the prompt is empty and the model has no BOS token");
-            if (_history.Count + added.Length > route.MaxContext)
-                throw new StrataException(ErrorCodes.ContextOverflow,
-                    $"the conversation needs {_history.Count + added.Length} positions but the deployment's max context is {route.MaxContext}");
-            int promptTokens = added.Length, cachedAtStart = _cached;
-            _history.AddRange(added);
-            await Reserve(route);
-
-            if (request.Seed is ulong seed || _rng is null)
-                _rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
-            var stopIds = (request.IgnoreEos ? request.StopIds : tokenizer.EosIds.Concat(request.StopIds)).Distinct().ToArray();
-            var stop = new StopChecker(stopIds, request.StopStrings, request.MaxNewTokens);
-            var decoder = tokenizer.CreateStreamingDecoder();
-            var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
-            int generated = 0;
-            while (true)
-            {
-                cancellation.ThrowIfCancellationRequested();
-                int[] pending = _history.GetRange(_cached, _history.Count - _cached).ToArray();
-                var result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng))
-                    .WaitAsync(options.Value.StepTimeout, cancellation);
-                _cached = _history.Count;
-                _rng = result.RngState;
-                _history.Add(result.Token);
-                _lastActive = DateTime.UtcNow;
-                generated++;
-
-                var decision = stop.Append(result.Token, decoder.Push(result.Token));
-                bool full = !decision.IsStopped && _cached >= route.MaxContext;
-                if (decision.IsStopped || full)
-                {
-                    string tail = decision.StopString is null ? decision.Text + (full ? stop.Flush() : "") + decoder.Flush() : decision.Text;
-                    completed = true;
-                    yield return new GenerateChunk(tail, [result.Token], decision.FinishReason ?? FinishReasons.Length,
-                        new Usage(promptTokens, generated, cachedAtStart), generated == 1 ? added : null);
-                    yield break;
-                }
-                yield return new GenerateChunk(decision.Text, [result.Token], null, null, generated == 1 ? added : null);
-            }
+            await foreach (var chunk in chunks.Reader.ReadAllAsync(cancellation))
+                yield return chunk;
+            if (turn.Failure is not null) ExceptionDispatchInfo.Throw(turn.Failure);
         }
         finally
         {
+            await stop.CancelAsync();
+            await producer;
             _busy = false;
             _lastActive = DateTime.UtcNow;
-            if (!completed)
+            if (!turn.Completed)
             {
                 // Cancelled or failed: the stages may hold a partial step; free the KV everywhere. The history
                 // keeps what was generated, so a later turn replays it into fresh caches.
                 await ReleaseKv();
             }
+        }
+    }
+
+    private sealed class Turn
+    {
+        public bool Completed { get; set; }
+        public Exception? Failure { get; set; }
+    }
+
+    private async Task Produce(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationToken cancellation)
+    {
+        try
+        {
+            await Decode(request, output, turn, cancellation);
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            // the consumer went away
+        }
+        catch (Exception e)
+        {
+            turn.Failure = e;
+        }
+        finally
+        {
+            output.TryComplete();
+        }
+    }
+
+    private async Task Decode(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationToken cancellation)
+    {
+        var route = await grains.GetGrain<IModelGrain>(request.Model).GetRoute();
+        if (_route is not null && _route.Version != route.Version) { await ReleaseKv(); }
+        _route = route;
+        _model = request.Model;
+        var tokenizer = tokenizers.Get(route.PackagePath);
+
+        int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: _history.Count == 0);
+        foreach (int id in added)
+            if ((uint)id >= (uint)tokenizer.VocabSize)
+                throw new StrataException(ErrorCodes.InvalidRequest, $"prompt token id {id} is outside the vocabulary (size {tokenizer.VocabSize})");
+        if (_history.Count + added.Length == 0)
+            throw new StrataException(ErrorCodes.InvalidRequest, "the prompt is empty and the model has no BOS token");
+        if (_history.Count + added.Length > route.MaxContext)
+            throw new StrataException(ErrorCodes.ContextOverflow,
+                $"the conversation needs {_history.Count + added.Length} positions but the deployment's max context is {route.MaxContext}");
+        int promptTokens = added.Length, cachedAtStart = _cached;
+        _history.AddRange(added);
+        await Reserve(route);
+
+        if (request.Seed is ulong || _rng is null)
+            _rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
+        var stopIds = (request.IgnoreEos ? request.StopIds : tokenizer.EosIds.Concat(request.StopIds)).Distinct().ToArray();
+        var stop = new StopChecker(stopIds, request.StopStrings, request.MaxNewTokens);
+        var decoder = tokenizer.CreateStreamingDecoder();
+        var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
+        int generated = 0;
+        while (true)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            int[] pending = _history.GetRange(_cached, _history.Count - _cached).ToArray();
+            var result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng))
+                .WaitAsync(options.Value.StepTimeout, cancellation);
+            _cached = _history.Count;
+            _rng = result.RngState;
+            _history.Add(result.Token);
+            _lastActive = DateTime.UtcNow;
+            generated++;
+
+            var decision = stop.Append(result.Token, decoder.Push(result.Token));
+            bool full = !decision.IsStopped && _cached >= route.MaxContext;
+            if (decision.IsStopped || full)
+            {
+                string tail = decision.StopString is null ? decision.Text + (full ? stop.Flush() : "") + decoder.Flush() : decision.Text;
+                turn.Completed = true;
+                output.TryWrite(new GenerateChunk(tail, [result.Token], decision.FinishReason ?? FinishReasons.Length,
+                    new Usage(promptTokens, generated, cachedAtStart), generated == 1 ? added : null));
+                return;
+            }
+            output.TryWrite(new GenerateChunk(decision.Text, [result.Token], null, null, generated == 1 ? added : null));
         }
     }
 
