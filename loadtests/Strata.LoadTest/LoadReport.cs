@@ -1,0 +1,129 @@
+using System.Globalization;
+
+namespace Strata.LoadTest;
+
+/// <summary>The run's numbers, as a readable summary and as JSON (vLLM's metric names and definitions).</summary>
+internal sealed class LoadReport
+{
+    private readonly LoadTestOptions _o;
+    private readonly string _model;
+    private readonly int _vocab;
+    private readonly ClusterShape _shape;
+    private readonly RunResult _run;
+
+    public LoadReport(LoadTestOptions options, string model, int vocab, ClusterShape shape, RunResult run)
+    {
+        (_o, _model, _vocab, _shape, _run) = (options, model, vocab, shape, run);
+        var ok = run.Requests.Where(r => r.Ok).ToArray();
+        Completed = ok.Length;
+        Failed = run.Requests.Count - ok.Length;
+        OutputTokens = run.Requests.Sum(r => (long)r.OutputTokens);
+        Ttft = LatencyStats.Of(ok.Select(r => r.TtftMs));
+        Tpot = LatencyStats.Of(ok.Where(r => r.TpotMs is not null).Select(r => r.TpotMs!.Value));
+        Itl = LatencyStats.Of(ok.SelectMany(r => r.ChunkMs.Zip(r.ChunkMs.Skip(1), (a, b) => b - a)));
+        E2E = LatencyStats.Of(ok.Select(r => r.E2EMs));
+        OutputLengths = LatencyStats.Of(ok.Select(r => (double)r.OutputTokens));
+        Errors = run.Requests.Where(r => !r.Ok).GroupBy(r => r.Error!).OrderByDescending(g => g.Count())
+            .Select(g => (g.Key, g.Count())).ToArray();
+    }
+
+    public int Completed { get; }
+    public int Failed { get; }
+    public long OutputTokens { get; }
+    public double DurationSeconds => _run.WallSeconds;
+    public double OutputTokensPerSecond => OutputTokens / Math.Max(1e-9, _run.WallSeconds);
+    public double RequestsPerSecond => Completed / Math.Max(1e-9, _run.WallSeconds);
+    public LatencyStats Ttft { get; }
+    public LatencyStats Tpot { get; }
+    public LatencyStats Itl { get; }
+    public LatencyStats E2E { get; }
+    public LatencyStats OutputLengths { get; }
+    public IReadOnlyList<(string Error, int Count)> Errors { get; }
+
+    public void WriteSummary(TextWriter w)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var cfg = _shape.Package?.Config;
+        w.WriteLine("============ Strata load test ============");
+        w.WriteLine(string.Create(ci, $"{"model",-28}{_model}"));
+        if (cfg is not null)
+            w.WriteLine(string.Create(ci, $"{"model shape",-28}{cfg.NumLayers} layers, hidden {cfg.HiddenSize}, vocab {cfg.VocabSize}, {_shape.Package!.DType}"));
+        w.WriteLine(string.Create(ci, $"{"cluster",-28}{_shape.Target}, {_shape.Silos} silos, {_shape.Status.Stages.Count} stages, max context {_shape.Status.MaxContext}"));
+        foreach (var s in _shape.Status.Stages)
+            w.WriteLine(string.Create(ci, $"{"",-28}stage {s.Index} layers [{s.FirstLayer}, {s.EndLayer}) on {s.Silo} ({s.Device}, {s.Slots} slots)"));
+        w.WriteLine(string.Create(ci, $"{"arrivals",-28}{_o.Arrivals}"));
+        w.WriteLine(string.Create(ci, $"{"requests",-28}{_o.Requests}"));
+        w.WriteLine(string.Create(ci, $"{"prompt tokens",-28}{_o.PromptTokens} (random ids in [3, {_vocab}), seed {_o.Seed})"));
+        w.WriteLine(string.Create(ci, $"{"max new tokens",-28}{_o.MaxNewTokens} (EOS ignored)"));
+        w.WriteLine(string.Create(ci, $"{"output tokens per request",-28}p50 {OutputLengths.P50:F0}, mean {OutputLengths.Mean:F1}"));
+        w.WriteLine("------------------------------------------");
+        w.WriteLine(string.Create(ci, $"{"completed",-28}{Completed}"));
+        w.WriteLine(string.Create(ci, $"{"failed",-28}{Failed}"));
+        foreach (var (error, count) in Errors.Take(5)) w.WriteLine(string.Create(ci, $"{"",-28}{count} x {error}"));
+        w.WriteLine(string.Create(ci, $"{"duration (s)",-28}{DurationSeconds:F2}"));
+        w.WriteLine(string.Create(ci, $"{"total output tokens",-28}{OutputTokens}"));
+        w.WriteLine(string.Create(ci, $"{"request throughput (req/s)",-28}{RequestsPerSecond:F2}"));
+        w.WriteLine(string.Create(ci, $"{"output throughput (tok/s)",-28}{OutputTokensPerSecond:F2}"));
+        w.WriteLine(string.Create(ci, $"{"latency (ms)",-14}{"p50",10}{"p90",10}{"p99",10}{"mean",10}{"n",8}"));
+        foreach (var (name, s) in new[] { ("ttft", Ttft), ("tpot", Tpot), ("itl", Itl), ("e2e", E2E) })
+            w.WriteLine(string.Create(ci, $"{name,-14}{s.P50,10:F2}{s.P90,10:F2}{s.P99,10:F2}{s.Mean,10:F2}{s.Count,8}"));
+        w.WriteLine("==========================================");
+        w.Flush();
+    }
+
+    private static Dictionary<string, object> Stats(LatencyStats s) => new()
+    {
+        ["p50"] = s.P50, ["p90"] = s.P90, ["p99"] = s.P99, ["mean"] = s.Mean, ["count"] = s.Count,
+    };
+
+    public Dictionary<string, object?> ToJson()
+    {
+        var cfg = _shape.Package?.Config;
+        return new()
+        {
+            ["completed"] = Completed,
+            ["failed"] = Failed,
+            ["duration_s"] = DurationSeconds,
+            ["total_output_tokens"] = OutputTokens,
+            ["output_tokens_per_second"] = OutputTokensPerSecond,
+            ["requests_per_second"] = RequestsPerSecond,
+            ["ttft_ms"] = Stats(Ttft),
+            ["tpot_ms"] = Stats(Tpot),
+            ["itl_ms"] = Stats(Itl),
+            ["e2e_ms"] = Stats(E2E),
+            ["output_tokens_per_request"] = Stats(OutputLengths),
+            ["percentiles"] = "linear interpolation (numpy default)",
+            ["errors"] = Errors.Select(e => new Dictionary<string, object> { ["error"] = e.Error, ["count"] = e.Count }).ToArray(),
+            ["settings"] = new Dictionary<string, object?>
+            {
+                ["model"] = _model,
+                ["arrivals"] = _o.ClosedLoop ? "closed_loop" : double.IsPositiveInfinity(_o.Rate!.Value) ? "inf" : "poisson",
+                ["concurrency"] = _o.ClosedLoop ? _o.Clients : null,
+                ["rate"] = _o.Rate is { } r && double.IsFinite(r) ? r : null,
+                ["requests"] = _o.Requests,
+                ["prompt_tokens"] = _o.PromptTokens,
+                ["max_new_tokens"] = _o.MaxNewTokens,
+                ["ignore_eos"] = true,
+                ["vocab"] = _vocab,
+                ["seed"] = _o.Seed,
+                ["timeout_s"] = _o.TimeoutSeconds,
+                ["run_id"] = _run.RunId,
+            },
+            ["cluster"] = new Dictionary<string, object?>
+            {
+                ["target"] = _shape.Target,
+                ["silos"] = _shape.Silos,
+                ["stages"] = _shape.Status.Stages.Count,
+                ["max_context"] = _shape.Status.MaxContext,
+                ["stage_placement"] = _shape.Status.Stages.Select(s => new Dictionary<string, object>
+                {
+                    ["index"] = s.Index, ["first_layer"] = s.FirstLayer, ["end_layer"] = s.EndLayer, ["silo"] = s.Silo,
+                    ["device"] = s.Device, ["slots"] = s.Slots,
+                }).ToArray(),
+                ["layers"] = cfg?.NumLayers,
+                ["hidden_size"] = cfg?.HiddenSize,
+                ["dtype"] = _shape.Package?.DType.ToString(),
+            },
+        };
+    }
+}

@@ -1,0 +1,106 @@
+using System.Globalization;
+
+namespace Strata.LoadTest;
+
+/// <summary>A flag the user got wrong: reported without a stack trace, exit code 2.</summary>
+internal sealed class UsageException(string message) : Exception(message);
+
+/// <summary>The command line of <c>strata-loadtest</c>.</summary>
+internal sealed record LoadTestOptions
+{
+    public const string Usage = """
+        usage: strata-loadtest [--concurrency N | --rate R|inf] --requests N --prompt-tokens N --max-new-tokens N
+                               --model NAME (--redis HOST:PORT | --gateway-port N[,N...] | --embedded --model-path DIR --stages K [--silos N])
+                               [--vocab N] [--cluster-id ID] [--max-sessions N] [--json PATH] [--seed S] [--timeout SECONDS]
+          --concurrency N     closed loop: N clients, each sends its next request when its previous one ends (default 1)
+          --rate R            open loop: Poisson arrivals at R requests/s (exponential gaps, seeded); 'inf' sends all at once
+          --requests N        total requests (default 100)
+          --prompt-tokens N   synthetic prompt of N random ids in [3, vocab), sent as PromptIds (default 32)
+          --max-new-tokens N  tokens per request, EOS ignored (default 32)
+          --vocab N           vocabulary size for the prompt ids when not embedded (default 256)
+          --embedded          start a cluster in this process, deploy --model-path over --stages stages on --silos silos (default 2)
+          --max-sessions N    sessions per stage when deploying embedded (default: concurrency, or min(requests, 64) with --rate)
+          --timeout SECONDS   per request (default 120)
+        """;
+
+    public int? Concurrency { get; init; }
+    /// <summary>Requests per second; +infinity = all at once; null = closed loop.</summary>
+    public double? Rate { get; init; }
+    public int Requests { get; init; } = 100;
+    public int PromptTokens { get; init; } = 32;
+    public int MaxNewTokens { get; init; } = 32;
+    public string? Model { get; init; }
+    public string? Redis { get; init; }
+    public int[]? GatewayPorts { get; init; }
+    public string ClusterId { get; init; } = "strata";
+    public bool Embedded { get; init; }
+    public string? ModelPath { get; init; }
+    public int? Stages { get; init; }
+    public int Silos { get; init; } = 2;
+    public int? MaxSessions { get; init; }
+    public int Vocab { get; init; } = 256;
+    public bool VocabGiven { get; init; }
+    public string? Json { get; init; }
+    public ulong Seed { get; init; } = 1;
+    public double TimeoutSeconds { get; init; } = 120;
+
+    public bool ClosedLoop => Rate is null;
+    public int Clients => Concurrency ?? 1;
+    public string Arrivals => Rate is null ? $"closed loop, {Clients} concurrent clients"
+        : double.IsPositiveInfinity(Rate.Value) ? "all at once (rate inf)"
+        : string.Create(CultureInfo.InvariantCulture, $"Poisson, {Rate.Value:G} requests/s");
+
+    public static LoadTestOptions Parse(IReadOnlyList<string> args)
+    {
+        var o = new LoadTestOptions();
+        for (int i = 0; i < args.Count; i++)
+        {
+            string flag = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new UsageException($"{flag} needs a value");
+            int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= min
+                ? v : throw new UsageException($"{flag} needs an integer >= {min}, got '{args[i]}'");
+            double Positive() => double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && v > 0 && double.IsFinite(v)
+                ? v : throw new UsageException($"{flag} needs a positive number, got '{args[i]}'");
+            o = flag switch
+            {
+                "--concurrency" => o with { Concurrency = Int(1) },
+                "--rate" => o with { Rate = ParseRate(Value()) },
+                "--requests" => o with { Requests = Int(1) },
+                "--prompt-tokens" => o with { PromptTokens = Int(1) },
+                "--max-new-tokens" => o with { MaxNewTokens = Int(1) },
+                "--model" => o with { Model = Value() },
+                "--redis" => o with { Redis = Value() },
+                "--gateway-port" => o with { GatewayPorts = ParsePorts(Value()) },
+                "--cluster-id" => o with { ClusterId = Value() },
+                "--embedded" => o with { Embedded = true },
+                "--model-path" => o with { ModelPath = Value() },
+                "--stages" => o with { Stages = Int(1) },
+                "--silos" => o with { Silos = Int(1) },
+                "--max-sessions" => o with { MaxSessions = Int(1) },
+                "--vocab" => o with { Vocab = Int(4), VocabGiven = true },
+                "--json" => o with { Json = Value() },
+                "--seed" => o with { Seed = ulong.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong s) ? s : throw new UsageException($"--seed needs a non-negative integer, got '{args[i]}'") },
+                "--timeout" => o with { TimeoutSeconds = Positive() },
+                _ => throw new UsageException($"unknown flag '{flag}'"),
+            };
+        }
+        if (o.Concurrency is not null && o.Rate is not null) throw new UsageException("give --concurrency or --rate, not both");
+        int targets = (o.Redis is null ? 0 : 1) + (o.GatewayPorts is null ? 0 : 1) + (o.Embedded ? 1 : 0);
+        if (targets != 1) throw new UsageException("give exactly one target: --redis HOST:PORT, --gateway-port N or --embedded");
+        if (o.Embedded && o.ModelPath is null) throw new UsageException("--embedded needs --model-path DIR");
+        if (!o.Embedded && (o.ModelPath is not null || o.Stages is not null)) throw new UsageException("--model-path and --stages go with --embedded");
+        if (!o.Embedded && o.Model is null) throw new UsageException("--model NAME is required against a running cluster");
+        return o;
+    }
+
+    private static double ParseRate(string s)
+    {
+        if (s.Equals("inf", StringComparison.OrdinalIgnoreCase)) return double.PositiveInfinity;
+        return double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double r) && r > 0 && double.IsFinite(r)
+            ? r : throw new UsageException($"--rate needs a positive number or 'inf', got '{s}'");
+    }
+
+    private static int[] ParsePorts(string s) => s.Split(',').Select(p =>
+        int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v is > 0 and < 65536
+            ? v : throw new UsageException($"--gateway-port needs port numbers, got '{s}'")).ToArray();
+}
