@@ -163,4 +163,15 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         Assert.Equal(local.GeneratedIds, remote.Tokens);
         Assert.Equal(local.Text, remote.Text);
     }
+
+    [Fact]
+    public async Task A_new_session_is_placed_on_the_silo_of_the_first_stage()
+    {
+        var status = await Deploy("m-placement");
+        await Cluster("s-placement", "m-placement", "hello", 2);
+        var address = await fx.Client.Orleans.GetGrain<IManagementGrain>(0)
+            .GetActivationAddress(fx.Client.Orleans.GetGrain<ISessionGrain>("s-placement"));
+        Assert.NotNull(address);
+        Assert.Equal(status.Stages[0].Silo, address!.ToParsableString());
+    }
 }
