@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Orleans.Runtime.Messaging;
+using Strata.Client;
 using Strata.Contracts;
 using Strata.Engine.Runtime;
 using Strata.Models;

@@ -1,10 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Net;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Orleans.Configuration;
 using Strata.Client;
 
 namespace Strata.Cli;
@@ -20,9 +15,6 @@ public sealed record ClusterTarget(string? Redis, IReadOnlyList<int> GatewayPort
         ? $"Redis {Redis} (cluster id '{ClusterId}')"
         : $"{string.Join(", ", GatewayPorts.Select(p => "127.0.0.1:" + p.ToString(CultureInfo.InvariantCulture)))} (cluster id '{ClusterId}')";
 }
-
-/// <summary>The cluster could not be reached: no silo at the gateways, Redis down, or another cluster id.</summary>
-public sealed class ClusterUnreachableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>The flags every cluster command shares: <c>--redis</c>, <c>--gateway-port</c>, <c>--cluster-id</c>.</summary>
 internal sealed class ClusterFlags
@@ -70,82 +62,21 @@ internal sealed class ClusterFlags
     }
 }
 
-/// <summary>
-/// A client connected to a cluster, and the host it runs in. Built here rather than with
-/// <see cref="StrataClient.ConnectAsync"/>, which logs every failed gateway attempt with a stack trace and keeps
-/// retrying for minutes: a command line should fail at once with one line.
-/// </summary>
+/// <summary>A client connected to a cluster for one command (fails at once with one line when nothing answers).</summary>
 internal sealed class ClusterConnection : IAsyncDisposable
 {
-    private readonly IHost _host;
-
-    private ClusterConnection(IHost host, StrataClient client)
-    {
-        _host = host;
-        Client = client;
-    }
+    private ClusterConnection(StrataClient client) => Client = client;
 
     /// <summary>The connected client.</summary>
     public StrataClient Client { get; }
 
     /// <summary>Connects a client to <paramref name="target"/>; throws <see cref="ClusterUnreachableException"/>
     /// when no silo answers.</summary>
-    public static async Task<ClusterConnection> ConnectAsync(ClusterTarget target, CancellationToken cancellation)
-    {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Args = [] });
-        builder.Logging.AddSimpleConsole(c => c.SingleLine = true)
-            .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Trace)
-            .SetMinimumLevel(LogLevel.Error)
-            // A failed start is reported below as one line; the host's own report is a stack trace.
-            .AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
-        builder.UseOrleansClient(client =>
-        {
-            if (target.Redis is string redis) client.UseRedisClustering(redis);
-            else client.UseStaticClustering(target.GatewayPorts.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
-            client.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = target.ClusterId;
-                o.ServiceId = target.ClusterId;
-            });
-            client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
-        });
-        builder.Services.AddSingleton<IHostLifetime, CommandHostLifetime>();
-        var host = builder.Build();
-        try
-        {
-            await host.StartAsync(cancellation);
-        }
-        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
-        {
-            host.Dispose();
-            // Orleans throws several types here (connection refused, gateway rejected the cluster id, Redis down);
-            // all of them mean the same to a user: nothing usable answered at that address.
-            throw new ClusterUnreachableException($"cannot reach the cluster at {target}: is a silo running? ({Describe(e)})", e);
-        }
-        catch
-        {
-            host.Dispose();
-            throw;
-        }
-        return new ClusterConnection(host, StrataClient.FromClusterClient(host.Services.GetRequiredService<IClusterClient>()));
-    }
-
-    // The innermost message is the one that says what happened ("Error: ConnectionRefused"); long ones (Redis adds
-    // advice on its own connection strings) are cut to their first sentence.
-    private static string Describe(Exception e)
-    {
-        string message = e.GetBaseException().Message;
-        int end = message.Length > 120 ? message.IndexOf(". ", StringComparison.Ordinal) : -1;
-        return (end > 0 ? message[..end] : message).TrimEnd('.');
-    }
+    public static async Task<ClusterConnection> ConnectAsync(ClusterTarget target, CancellationToken cancellation) =>
+        new(await StrataClient.ConnectAsync(target.Redis, target.Redis is null ? target.GatewayPorts.ToArray() : null, target.ClusterId, cancellation));
 
     /// <inheritdoc />
-    public async ValueTask DisposeAsync()
-    {
-        try { await _host.StopAsync(TimeSpan.FromSeconds(5)); }
-        catch (Exception e) when (e is OperationCanceledException or OrleansException) { /* leaving anyway */ }
-        finally { _host.Dispose(); }
-    }
+    public ValueTask DisposeAsync() => Client.DisposeAsync();
 }
 
 /// <summary>Small helpers over parse results.</summary>
@@ -153,15 +84,4 @@ internal static class CliFlags
 {
     /// <summary>Whether <paramref name="option"/> was written on the command line (not just defaulted).</summary>
     public static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
-}
-
-/// <summary>
-/// A host lifetime that leaves signals alone. The default console lifetime takes Ctrl+C for itself (to stop the host),
-/// so the command's cancellation token never fires; hosts inside a command are stopped by the command instead.
-/// </summary>
-internal sealed class CommandHostLifetime : IHostLifetime
-{
-    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

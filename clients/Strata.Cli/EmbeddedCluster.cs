@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 using Orleans.Runtime.MembershipService.SiloMetadata;
+using Strata.Client;
 using Strata.Grains;
 using Strata.Hosting;
 
@@ -127,7 +128,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             silo.Configure<SiloOptions>(o => o.SiloName = $"silo-{index}");
         });
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(10));
-        builder.Services.AddSingleton<IHostLifetime, CommandHostLifetime>();
+        builder.Services.AddSingleton<IHostLifetime, PassiveHostLifetime>();
         return builder.Build();
     }
 

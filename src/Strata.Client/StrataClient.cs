@@ -30,32 +30,41 @@ public sealed class StrataClient : IAsyncDisposable
     /// <summary>Wraps an existing Orleans client (tests, the embedded demo).</summary>
     public static StrataClient FromClusterClient(IClusterClient client) => new(client, null);
 
-    /// <summary>Connects to a cluster: through Redis membership when <paramref name="redis"/> is given, else to the
-    /// local gateway ports (default 30000).</summary>
+    /// <summary>
+    /// Connects to a cluster: through Redis membership when <paramref name="redis"/> is given, else to the local
+    /// gateway ports (default 30000). Fails at once with <see cref="ClusterUnreachableException"/> (one line, no retries)
+    /// when nothing answers. The client's host leaves Ctrl+C to the application.
+    /// </summary>
     public static async Task<StrataClient> ConnectAsync(string? redis = null, int[]? gatewayPorts = null, string clusterId = "strata",
         CancellationToken cancellation = default)
     {
-        var builder = Host.CreateApplicationBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(c => c.SingleLine = true).AddFilter(l => l >= LogLevel.Warning)
-            .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Trace);
+        int[] ports = gatewayPorts is { Length: > 0 } ? gatewayPorts : [30000];
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Args = [] });
+        builder.Logging.AddSimpleConsole(c => c.SingleLine = true)
+            .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Trace)
+            .SetMinimumLevel(LogLevel.Error)
+            // A failed start is reported as one line below; the host's own report is a stack trace.
+            .AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
         builder.UseOrleansClient(client =>
         {
-            if (redis is not null)
-            {
-                client.UseRedisClustering(redis);
-                client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
-            }
-            else
-            {
-                client.UseStaticClustering((gatewayPorts ?? [30000]).Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
-                client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
-            }
+            if (redis is not null) client.UseRedisClustering(redis);
+            else client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
+            client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
+            client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
         });
+        builder.Services.AddSingleton<IHostLifetime, PassiveHostLifetime>();
         var host = builder.Build();
         try
         {
             await host.StartAsync(cancellation);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
+        {
+            host.Dispose();
+            // Orleans throws several types here (connection refused, gateway rejected the cluster id, Redis down);
+            // all of them mean the same to a user: nothing usable answered at that address.
+            string where = redis is not null ? $"Redis {redis}" : string.Join(", ", ports.Select(p => $"127.0.0.1:{p}"));
+            throw new ClusterUnreachableException($"cannot reach the cluster at {where} (cluster id '{clusterId}'): is a silo running? ({Describe(e)})", e);
         }
         catch
         {
@@ -63,6 +72,15 @@ public sealed class StrataClient : IAsyncDisposable
             throw;
         }
         return new StrataClient(host.Services.GetRequiredService<IClusterClient>(), host);
+    }
+
+    // The innermost message says what happened ("Error: ConnectionRefused"); long ones (Redis adds advice on its own
+    // connection strings) are cut to their first sentence.
+    private static string Describe(Exception e)
+    {
+        string message = e.GetBaseException().Message;
+        int end = message.Length > 120 ? message.IndexOf(". ", StringComparison.Ordinal) : -1;
+        return (end > 0 ? message[..end] : message).TrimEnd('.');
     }
 
     /// <summary>Deploys a package and waits until every stage is loaded (or one fails).</summary>
@@ -145,6 +163,21 @@ public sealed class StrataClient : IAsyncDisposable
     {
         if (_host is null) return;
         try { await _host.StopAsync(TimeSpan.FromSeconds(5)); }
+        catch (Exception e) when (e is OperationCanceledException or OrleansException) { /* leaving anyway */ }
         finally { _host.Dispose(); }
     }
+}
+
+/// <summary>The cluster could not be reached: no silo at the gateways, Redis down, or another cluster id.</summary>
+public sealed class ClusterUnreachableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A host lifetime that leaves signals alone. The default console lifetime takes Ctrl+C for itself (to stop
+/// the host), so the application's own cancellation would never fire; hosts inside a tool are stopped by the tool.</summary>
+public sealed class PassiveHostLifetime : IHostLifetime
+{
+    /// <inheritdoc />
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
