@@ -62,7 +62,7 @@ internal static class ClusterBenchmark
             var (chainMs, computeMs) = await ChainProbe(client, prompt, tokens);
             Console.WriteLine($"direct chain probe (client -> stage 0 -> ... -> stage {stages - 1}, no session): " +
                 $"{chainMs:F1} ms per step, of which stage compute {computeMs:F1} ms; the rest {chainMs - computeMs:F2} ms is calls and queues");
-            double cm = Median(clusterTps), lm = Median(localTps);
+            double cm = Stats.Median(clusterTps), lm = Stats.Median(localTps);
             double extraMs = 1000 / cm - 1000 / lm;
             int hops = stages + 1; // session -> stage 0 -> ... -> stage K-1, result back along the chain
             Console.WriteLine($"decode tokens/s (median of {rounds}): cluster {cm:F2}, local {lm:F2}, ratio {cm / lm:F3}");
@@ -119,7 +119,7 @@ internal static class ClusterBenchmark
                 wall.Add(clock.Elapsed.TotalMilliseconds);
                 compute.Add(r.StageMilliseconds.Sum());
             }
-            return (Median(wall), Median(compute));
+            return (Stats.Median(wall), Stats.Median(compute));
         }
         finally
         {
@@ -165,11 +165,5 @@ internal static class ClusterBenchmark
         int port = ((IPEndPoint)l.LocalEndpoint).Port;
         l.Stop();
         return port;
-    }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

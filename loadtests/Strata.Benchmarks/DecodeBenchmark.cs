@@ -51,13 +51,13 @@ internal static class DecodeBenchmark
 
         double bandwidth = BandwidthBenchmark.Measure(threads, 1L << 30);
         double ceiling = bandwidth * 1e9 / weightBytes;
-        double baseline = Median(samples[0]);
+        double baseline = Stats.Median(samples[0]);
         Console.WriteLine($"weights read per token: {weightBytes / 1e6:F1} MB; read bandwidth {bandwidth:F2} GB/s -> ceiling {ceiling:F1} tok/s");
         Console.WriteLine("stages  tok/s(median)  min     max     vs K={0}  % of bandwidth ceiling", stageCounts[0]);
         var results = new List<object>();
         for (int p = 0; p < stageCounts.Length; p++)
         {
-            double med = Median(samples[p]);
+            double med = Stats.Median(samples[p]);
             Console.WriteLine($"{stageCounts[p],6}  {med,13:F2}  {samples[p].Min(),6:F2}  {samples[p].Max(),6:F2}  {med / baseline,7:F3}  {100 * med / ceiling,6:F1}%");
             results.Add(new { stages = stageCounts[p], tokens_per_second = med, min = samples[p].Min(), max = samples[p].Max(), ratio_to_first = med / baseline });
         }
@@ -92,11 +92,5 @@ internal static class DecodeBenchmark
         long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim, f = c.IntermediateSize;
         long perLayer = h * (q + 2 * kv) + q * h + 3 * h * f + 2 * h;
         return 4 * (perLayer * c.NumLayers + h * c.VocabSize + h);
-    }
-
-    private static double Median(List<double> xs)
-    {
-        var s = xs.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
     }
 }

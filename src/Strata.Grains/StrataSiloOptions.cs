@@ -1,3 +1,5 @@
+using Strata.Models.Planning;
+
 namespace Strata.Grains;
 
 /// <summary>What a silo offers Strata: its device, its memory budget, where models live. Bound from the
@@ -30,33 +32,6 @@ public sealed class StrataSiloOptions
 
     /// <summary>The memory budget in bytes.</summary>
     public long MemoryBytes => ByteSize.Parse(Memory, nameof(Memory));
-}
-
-/// <summary>Parses sizes like 512MB, 8GB, 1.5GiB or a plain byte count.</summary>
-public static class ByteSize
-{
-    /// <summary>Parses <paramref name="text"/>; the error names <paramref name="setting"/>.</summary>
-    public static long Parse(string text, string setting)
-    {
-        string t = text.Trim().ToUpperInvariant().Replace("IB", "B", StringComparison.Ordinal);
-        (string Suffix, long Scale)[] units = [("TB", 1L << 40), ("GB", 1L << 30), ("MB", 1L << 20), ("KB", 1L << 10), ("B", 1)];
-        foreach (var (suffix, scale) in units)
-        {
-            if (t.EndsWith(suffix, StringComparison.Ordinal) &&
-                double.TryParse(t[..^suffix.Length], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v) && v > 0)
-                return (long)(v * scale);
-        }
-        if (long.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, out long bytes) && bytes > 0) return bytes;
-        throw new FormatException($"{setting} '{text}' is not a size: use e.g. 512MB, 8GB or a byte count");
-    }
-
-    /// <summary>Formats bytes for people: 1.5 GB.</summary>
-    public static string Format(long bytes) => bytes switch
-    {
-        >= 1L << 30 => $"{bytes / (double)(1L << 30):F1} GB",
-        >= 1L << 20 => $"{bytes / (double)(1L << 20):F1} MB",
-        _ => $"{bytes / 1024.0:F1} KB",
-    };
 }
 
 /// <summary>Keys of the silo metadata Strata advertises.</summary>

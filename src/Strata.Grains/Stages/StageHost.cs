@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
 using Strata.Engine.Runtime;
+using Strata.Models.Planning;
 
 namespace Strata.Grains.Stages;
 
