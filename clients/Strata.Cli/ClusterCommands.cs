@@ -66,7 +66,12 @@ internal static class ClusterCommands
             var target = flags.Get(parse);
             await using var connection = await ClusterConnection.ConnectAsync(target, ct);
             var client = connection.Client;
-            var silos = await client.GetSilosAsync();
+            // Until a lost silo is declared dead, the silo list can be unreadable (its directory partition is gone)
+            // while the models still answer: show what can be read rather than nothing.
+            IReadOnlyList<(string Silo, string Name, string Status)> silos = [];
+            string? silosError = null;
+            try { silos = await client.GetSilosAsync(); }
+            catch (Exception e) when (e is OrleansException or TimeoutException) { silosError = e.Message.Split('\n', 2)[0]; }
             var names = parse.GetValue(models) ?? [];
             var statuses = new List<ModelStatus>();
             foreach (string name in names) statuses.Add(await client.GetModelStatusAsync(name));
@@ -80,13 +85,16 @@ internal static class ClusterCommands
                     {
                         ["address"] = s.Silo, ["name"] = s.Name, ["status"] = Snake(s.Status),
                     }).ToArray()),
+                    ["silos_error"] = silosError,
                     ["models"] = new JsonArray(statuses.Select(m => (JsonNode)ModelJson(m, siloNames)).ToArray()),
                 };
                 output.Out.WriteLine(o.ToJsonString(GenerateCommand.JsonOptions));
                 return 0;
             }
 
-            output.Out.WriteLine($"cluster at {target}: {silos.Count} silo(s)");
+            output.Out.WriteLine(silosError is null
+                ? $"cluster at {target}: {silos.Count} silo(s)"
+                : $"cluster at {target}: silo list unavailable ({silosError})");
             foreach (var s in silos.OrderBy(s => s.Name, StringComparer.Ordinal))
                 output.Out.WriteLine($"  {s.Name,-12} {s.Silo,-36} {Snake(s.Status)}");
             if (statuses.Count == 0)
