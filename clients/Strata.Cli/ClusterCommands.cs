@@ -22,10 +22,12 @@ internal static class ClusterCommands
         var name = new Option<string?>("--name") { Description = "Name to deploy under (default: the package folder's name)" };
         var maxContext = new Option<int>("--max-context") { Description = "KV positions per session (prompt plus generated tokens)", DefaultValueFactory = _ => 1024 };
         var maxSessions = new Option<int>("--max-sessions") { Description = "Sessions each stage holds KV for at once", DefaultValueFactory = _ => 8 };
+        var queue = new Option<int?>("--admission-queue") { Description = "Sessions that may wait for a KV slot at each stage (default: the silo's, 256)" };
+        var wait = new Option<double?>("--admission-wait") { Description = "Seconds a session waits for a KV slot before it is refused (default: the silo's, 60)" };
         var flags = new ClusterFlags();
         var cmd = new Command("deploy", "Deploy a model package across the cluster's silos and wait until every stage is loaded.")
         {
-            package, stages, name, maxContext, maxSessions,
+            package, stages, name, maxContext, maxSessions, queue, wait,
         };
         flags.AddTo(cmd);
         cmd.SetAction(async (parse, ct) =>
@@ -39,11 +41,15 @@ internal static class ClusterCommands
             int context = parse.GetValue(maxContext), sessions = parse.GetValue(maxSessions);
             if (context < 1) throw new CliUsageException($"--max-context must be at least 1, got {context}");
             if (sessions < 1) throw new CliUsageException($"--max-sessions must be at least 1, got {sessions}");
+            if (parse.GetValue(queue) is < 0) throw new CliUsageException($"--admission-queue must be at least 0, got {parse.GetValue(queue)}");
+            if (parse.GetValue(wait) is double w && !(w >= 0 && w <= 300))
+                throw new CliUsageException($"--admission-wait must be between 0 and 300 seconds, got {w}");
+            var admissionWait = parse.GetValue(wait) is double seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
 
             await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
             var client = connection.Client;
             var bar = new ProgressBar(output.Err, $"deploy {model}", !Console.IsErrorRedirected);
-            var status = await client.DeployAsync(model, new DeployRequest(path, stageCount, context, sessions),
+            var status = await client.DeployAsync(model, new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait),
                 new Progress(s => bar.Report(s.Stages.Count == 0 ? 0 : s.Stages.Count(x => x.State == DeploymentState.Ready) / (double)s.Stages.Count,
                     s.Stages.FirstOrDefault(x => x.State == DeploymentState.Loading) is { } loading ? $"stage {loading.Index} loading" : null)),
                 cancellation: ct);
@@ -120,12 +126,12 @@ internal static class ClusterCommands
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"model {m.Model}: {Snake(m.State)}, {m.Stages.Count} stage(s), package {m.PackagePath}, max context {m.MaxContext}"));
         if (m.Error is not null) w.WriteLine($"  error: {m.Error}");
-        w.WriteLine($"  {"stage",-6}{"layers",-11}{"silo",-14}{"device",-8}{"state",-9}{"sessions",-10}{"weights",-11}kv");
+        w.WriteLine($"  {"stage",-6}{"layers",-11}{"silo",-14}{"device",-8}{"state",-9}{"sessions",-10}{"waiting",-9}{"weights",-11}kv");
         foreach (var s in m.Stages)
         {
             w.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  {s.Index,-6}{$"[{s.FirstLayer}, {s.EndLayer})",-11}{siloNames.GetValueOrDefault(s.Silo, s.Silo),-14}{s.Device,-8}" +
-                $"{Snake(s.State),-9}{$"{s.ActiveSessions}/{s.Slots}",-10}{FormatBytes(s.WeightBytes),-11}{FormatBytes(s.KvBytes)}"));
+                $"{Snake(s.State),-9}{$"{s.ActiveSessions}/{s.Slots}",-10}{s.WaitingSessions,-9}{FormatBytes(s.WeightBytes),-11}{FormatBytes(s.KvBytes)}"));
             if (s.Error is not null && m.Error is null) w.WriteLine($"    error: {s.Error}");
         }
     }
@@ -149,6 +155,8 @@ internal static class ClusterCommands
             ["error"] = s.Error,
             ["active_sessions"] = s.ActiveSessions,
             ["slots"] = s.Slots,
+            ["waiting_sessions"] = s.WaitingSessions,
+            ["queued_steps"] = s.QueuedSteps,
             ["weight_bytes"] = s.WeightBytes,
             ["kv_bytes"] = s.KvBytes,
             ["shard"] = s.ShardKey,

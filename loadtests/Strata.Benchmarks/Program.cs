@@ -5,6 +5,7 @@ return args.FirstOrDefault() switch
     "decode" => DecodeBenchmark.Run(args[1..]),
     "bandwidth" => BandwidthBenchmark.Run(args[1..]),
     "cluster" => ClusterBenchmark.Run(args[1..]),
+    "batch" => BatchBenchmark.Run(args[1..]),
     _ => Usage(),
 };
 
@@ -13,6 +14,7 @@ static int Usage()
     Console.Error.WriteLine("""
         usage:
           Strata.Benchmarks decode --model DIR [--stages 1,4] [--threads N] [--tokens N] [--prompt-tokens N] [--rounds N] [--json PATH]
+          Strata.Benchmarks batch --model DIR [--batches 1,16] [--threads N] [--steps N] [--prompt-tokens N] [--rounds N] [--json PATH]
           Strata.Benchmarks bandwidth [--threads N] [--mib N]
           Strata.Benchmarks cluster --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 4] [--tokens 32] [--rounds 5] [--json PATH]
         """);

@@ -4,13 +4,19 @@ namespace Strata.Contracts;
 /// <param name="PackagePath">The package folder: absolute, or relative to each silo's model store.</param>
 /// <param name="Stages">Stage count, or null for auto (fewest stages that fit).</param>
 /// <param name="MaxContext">KV positions per session (prompt plus generated tokens).</param>
-/// <param name="MaxSessions">Sessions each stage holds KV for at once.</param>
+/// <param name="MaxSessions">Sessions each stage holds KV for at once (fewer where a silo's memory cannot hold
+/// that many; the stage status shows the slots it got).</param>
+/// <param name="AdmissionQueue">Sessions that may wait for a KV slot at each stage; null = the silo's default.</param>
+/// <param name="AdmissionWait">How long a session waits for a KV slot before it is refused; null = the silo's
+/// default.</param>
 [GenerateSerializer, Immutable, Alias("strata.DeployRequest")]
 public sealed record DeployRequest(
     [property: Id(0)] string PackagePath,
     [property: Id(1)] int? Stages = null,
     [property: Id(2)] int MaxContext = 1024,
-    [property: Id(3)] int MaxSessions = 8);
+    [property: Id(3)] int MaxSessions = 8,
+    [property: Id(4)] int? AdmissionQueue = null,
+    [property: Id(5)] TimeSpan? AdmissionWait = null);
 
 /// <summary>Lifecycle of a deployment and of each shard.</summary>
 public enum DeploymentState
@@ -39,7 +45,9 @@ public sealed record StageStatus(
     [property: Id(8)] int ActiveSessions,
     [property: Id(9)] int Slots,
     [property: Id(10)] long WeightBytes,
-    [property: Id(11)] long KvBytes);
+    [property: Id(11)] long KvBytes,
+    [property: Id(12)] int WaitingSessions = 0,
+    [property: Id(13)] int QueuedSteps = 0);
 
 /// <summary>A model's deployment: its state and its stages.</summary>
 [GenerateSerializer, Immutable, Alias("strata.ModelStatus")]

@@ -11,7 +11,9 @@ public sealed record ShardConfig(
     [property: Id(5)] int TotalLayers,
     [property: Id(6)] string? NextShardKey,
     [property: Id(7)] int MaxContext,
-    [property: Id(8)] int Slots);
+    [property: Id(8)] int Slots,
+    [property: Id(9)] int? AdmissionQueue = null,
+    [property: Id(10)] TimeSpan? AdmissionWait = null);
 
 /// <summary>One step of one session through a shard. The first stage gets <see cref="Tokens"/>; later stages get
 /// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes).</summary>
@@ -43,7 +45,9 @@ public sealed record ShardStatus(
     [property: Id(4)] int ActiveSessions,
     [property: Id(5)] int Slots,
     [property: Id(6)] long WeightBytes,
-    [property: Id(7)] long KvBytes);
+    [property: Id(7)] long KvBytes,
+    [property: Id(8)] int WaitingSessions = 0,
+    [property: Id(9)] int QueuedSteps = 0);
 
 /// <summary>A stage of a deployed model, pinned to the silo the plan chose.</summary>
 [Alias("strata.IShardGrain")]
@@ -57,9 +61,16 @@ public interface IShardGrain : IGrainWithStringKey
     [Alias("GetStatus")]
     Task<ShardStatus> GetStatus();
 
-    /// <summary>Reserves a KV slot for a session; false when every slot is taken.</summary>
-    [Alias("Reserve")]
-    Task<bool> Reserve(string sessionId);
+    /// <summary>Reserves a KV slot for a session, waiting in the stage's bounded queue while every slot is held by a
+    /// running session. Returns true when the session already held its slot (its cache is still there), false for a
+    /// new, empty slot. Fails with <see cref="ErrorCodes.Overloaded"/> when the queue is full or the wait runs out.</summary>
+    [Alias("Reserve"), ResponseTimeout("00:10:00")]
+    Task<bool> Reserve(string sessionId, CancellationToken cancellation = default);
+
+    /// <summary>Marks a session between turns: its cache stays for the next turn, but a waiting session may take
+    /// the slot (the session then rebuilds its cache from its history).</summary>
+    [Alias("Park")]
+    Task Park(string sessionId);
 
     /// <summary>Frees a session's KV slot (no-op when it holds none).</summary>
     [Alias("Release")]

@@ -64,7 +64,7 @@ internal sealed partial class ModelGrain(
             string key = ShardKeys.Format(Model, i, (int)_version, s.SiloId);
             string? next = i == plan.Stages.Count - 1 ? null : shards[0].Item2;
             shards.Insert(0, (new ShardConfig(Model, request.PackagePath, i, s.FirstLayer, s.EndLayer, manifest.Config.NumLayers,
-                next, request.MaxContext, request.MaxSessions), key));
+                next, request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait), key));
         }
         _request = request;
         _packagePath = request.PackagePath;
@@ -80,6 +80,9 @@ internal sealed partial class ModelGrain(
         if (r.Stages is < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"stages must be at least 1, got {r.Stages}");
         if (r.MaxContext < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"max context must be at least 1, got {r.MaxContext}");
         if (r.MaxSessions < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"max sessions must be at least 1, got {r.MaxSessions}");
+        if (r.AdmissionQueue is < 0) throw new StrataException(ErrorCodes.InvalidRequest, $"admission queue must be >= 0, got {r.AdmissionQueue}");
+        if (r.AdmissionWait is { } wait && (wait < TimeSpan.Zero || wait > TimeSpan.FromMinutes(5)))
+            throw new StrataException(ErrorCodes.InvalidRequest, $"admission wait must be between 0 and 5 minutes, got {wait}");
     }
 
     private List<SiloCapacity> LiveSilos()
@@ -115,7 +118,8 @@ internal sealed partial class ModelGrain(
         var stages = _shards.Select((s, i) => new StageStatus(i, s.Config.FirstLayer, s.Config.EndLayer, s.Key, statuses[i].Silo,
             statuses[i].Device, statuses[i].State == DeploymentState.NotDeployed ? DeploymentState.Failed : statuses[i].State,
             statuses[i].State == DeploymentState.NotDeployed ? "the shard lost its stage (silo restarted?)" : statuses[i].Error,
-            statuses[i].ActiveSessions, statuses[i].Slots, statuses[i].WeightBytes, statuses[i].KvBytes)).ToList();
+            statuses[i].ActiveSessions, statuses[i].Slots, statuses[i].WeightBytes, statuses[i].KvBytes,
+            statuses[i].WaitingSessions, statuses[i].QueuedSteps)).ToList();
         var failed = stages.FirstOrDefault(s => s.State == DeploymentState.Failed);
         var state = failed is not null ? DeploymentState.Failed
             : stages.All(s => s.State == DeploymentState.Ready) ? DeploymentState.Ready : DeploymentState.Loading;

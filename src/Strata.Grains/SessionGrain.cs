@@ -1,9 +1,11 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
 using Strata.Engine.Sampling;
+using Strata.Engine.Serving;
 
 namespace Strata.Grains;
 
@@ -92,6 +94,10 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
                 // keeps what was generated, so a later turn replays it into fresh caches.
                 await ReleaseKv();
             }
+            else
+            {
+                await Park();
+            }
         }
     }
 
@@ -123,6 +129,7 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
 
     private async Task Decode(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationToken cancellation)
     {
+        long started = Stopwatch.GetTimestamp(), lastToken = started;
         var route = await grains.GetGrain<IModelGrain>(request.Model).GetRoute();
         if (_route is not null && _route.Version != route.Version) { await ReleaseKv(); }
         _route = route;
@@ -138,9 +145,12 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         if (_history.Count + added.Length > route.MaxContext)
             throw new StrataException(ErrorCodes.ContextOverflow,
                 $"the conversation needs {_history.Count + added.Length} positions but the deployment's max context is {route.MaxContext}");
-        int promptTokens = added.Length, cachedAtStart = _cached;
+        int promptTokens = added.Length;
+        var tags = new TagList { { "model", request.Model } };
+        StrataMetrics.PromptTokens.Add(promptTokens, tags);
         _history.AddRange(added);
-        await Reserve(route);
+        await Reserve(route, cancellation);
+        int cachedAtStart = _cached;
 
         if (request.Seed is ulong || _rng is null)
             _rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
@@ -160,6 +170,11 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
             _history.Add(result.Token);
             _lastActive = DateTime.UtcNow;
             generated++;
+            long now = Stopwatch.GetTimestamp();
+            (generated == 1 ? StrataMetrics.TimeToFirstToken : StrataMetrics.InterTokenLatency)
+                .Record(Stopwatch.GetElapsedTime(lastToken, now).TotalSeconds, tags);
+            lastToken = now;
+            StrataMetrics.GenerationTokens.Add(1, tags);
 
             var decision = stop.Append(result.Token, decoder.Push(result.Token));
             bool full = !decision.IsStopped && _cached >= route.MaxContext;
@@ -167,6 +182,7 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
             {
                 string tail = decision.StopString is null ? decision.Text + (full ? stop.Flush() : "") + decoder.Flush() : decision.Text;
                 turn.Completed = true;
+                StrataMetrics.E2ERequestLatency.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
                 output.TryWrite(new GenerateChunk(tail, [result.Token], decision.FinishReason ?? FinishReasons.Length,
                     new Usage(promptTokens, generated, cachedAtStart), generated == 1 ? added : null));
                 return;
@@ -175,22 +191,36 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         }
     }
 
-    private async Task Reserve(Route route)
+    /// <summary>Takes a KV slot at every stage, in stage order, waiting in each stage's admission queue as needed
+    /// (a slot kept from the last turn is taken back at once). When a stage had evicted the session's cache, the
+    /// turn rebuilds it from the history. When a stage refuses, every slot is given back.</summary>
+    private async Task Reserve(Route route, CancellationToken cancellation)
     {
-        if (_holdsKv) return;
-        var reserved = new List<string>();
-        foreach (var key in route.ShardKeys)
+        bool kept = _holdsKv;
+        try
         {
-            if (!await grains.GetGrain<IShardGrain>(key).Reserve(Id))
-            {
-                await Task.WhenAll(reserved.Select(k => grains.GetGrain<IShardGrain>(k).Release(Id)));
-                throw new StrataException(ErrorCodes.Overloaded,
-                    $"no KV capacity for another session at stage {route.ShardKeys.ToList().IndexOf(key)} of model '{route.Model}'; retry later");
-            }
-            reserved.Add(key);
+            foreach (var key in route.ShardKeys)
+                kept &= await grains.GetGrain<IShardGrain>(key).Reserve(Id, cancellation);
+        }
+        catch
+        {
+            _holdsKv = true; // so that ReleaseKv frees whatever was taken
+            await ReleaseKv();
+            throw;
         }
         _holdsKv = true;
-        _cached = 0;
+        if (!kept) _cached = 0;
+    }
+
+    /// <summary>Between turns the stages keep the cache but may give the slot to a waiting session.</summary>
+    private async Task Park()
+    {
+        if (_route is not { } route || !_holdsKv) return;
+        await Task.WhenAll(route.ShardKeys.Select(async k =>
+        {
+            try { await grains.GetGrain<IShardGrain>(k).Park(Id); }
+            catch (Exception e) when (e is not OutOfMemoryException) { /* the stage is gone; the next turn finds out */ }
+        }));
     }
 
     private static void Validate(GenerateRequest r)

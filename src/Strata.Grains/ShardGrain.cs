@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Orleans.Concurrency;
 using Strata.Contracts;
+using Strata.Engine.Serving;
 using Strata.Grains.Placement;
 using Strata.Grains.Stages;
 
@@ -27,10 +29,17 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
         return Task.FromResult(w is null
             ? new ShardStatus(DeploymentState.NotDeployed, null, silo.SiloAddress.ToParsableString(), host.Device.ToString(), 0, 0, 0, 0)
             : new ShardStatus(w.State, w.Error, silo.SiloAddress.ToParsableString(), w.Device == "" ? host.Device.ToString() : w.Device,
-                w.ActiveSessions, w.Config.Slots, w.WeightBytes, w.KvBytes));
+                w.ActiveSessions, w.State == DeploymentState.Ready ? w.Slots : w.Config.Slots, w.WeightBytes, w.KvBytes,
+                w.WaitingSessions, w.QueuedSteps));
     }
 
-    public Task<bool> Reserve(string sessionId) => Task.FromResult(Worker().Reserve(sessionId));
+    public Task<bool> Reserve(string sessionId, CancellationToken cancellation = default) => Worker().Reserve(sessionId, cancellation);
+
+    public Task Park(string sessionId)
+    {
+        host.Get(Key)?.Park(sessionId);
+        return Task.CompletedTask;
+    }
 
     public Task Release(string sessionId)
     {
@@ -52,7 +61,11 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
             Hidden = hidden.Data,
             HiddenType = hidden.Type == Engine.Graph.ComputeType.Float16 ? "fp16" : "fp32",
         };
+        long sent = Stopwatch.GetTimestamp();
         var result = await grains.GetGrain<IShardGrain>(next).Step(forwarded);
+        double hop = Stopwatch.GetElapsedTime(sent).TotalMilliseconds - result.StageMilliseconds.Sum();
+        StrataMetrics.StageHopSeconds.Record(Math.Max(0, hop) / 1000, new KeyValuePair<string, object?>("model", worker.Config.Model),
+            new KeyValuePair<string, object?>("stage", worker.Config.StageIndex));
         return result with { StageMilliseconds = [output.Milliseconds, .. result.StageMilliseconds] };
     }
 

@@ -30,6 +30,20 @@ public sealed class StrataSiloOptions
     /// <summary>Timeout of one pipeline step through all stages. Default 30 s.</summary>
     public TimeSpan StepTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Most decode steps a stage runs as one batch. Default 64.</summary>
+    public int MaxBatch { get; set; } = 64;
+
+    /// <summary>Prompt tokens per prefill run (and per turn of a stage's batch loop). Default 512.</summary>
+    public int PrefillChunk { get; set; } = 512;
+
+    /// <summary>Sessions that may wait for a KV slot at each stage once all are taken; more are refused at once
+    /// (overloaded). A deployment can set its own. Default 256.</summary>
+    public int AdmissionQueue { get; set; } = 256;
+
+    /// <summary>How long a session waits for a KV slot before it is refused (overloaded). At most 5 minutes. A
+    /// deployment can set its own. Default 60 s.</summary>
+    public TimeSpan AdmissionWait { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>The memory budget in bytes.</summary>
     public long MemoryBytes => ByteSize.Parse(Memory, nameof(Memory));
 }

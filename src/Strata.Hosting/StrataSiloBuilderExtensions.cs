@@ -54,6 +54,11 @@ public static class StrataSiloOptionsValidator
         if (o.Speed < 0) errors.Add($"Strata:Speed must be >= 0, got {o.Speed}");
         if (o.SessionKvTtl <= TimeSpan.Zero) errors.Add($"Strata:SessionKvTtl must be positive, got {o.SessionKvTtl}");
         if (o.StepTimeout <= TimeSpan.Zero) errors.Add($"Strata:StepTimeout must be positive, got {o.StepTimeout}");
+        if (o.MaxBatch < 1) errors.Add($"Strata:MaxBatch must be >= 1, got {o.MaxBatch}");
+        if (o.PrefillChunk < 1) errors.Add($"Strata:PrefillChunk must be >= 1, got {o.PrefillChunk}");
+        if (o.AdmissionQueue < 0) errors.Add($"Strata:AdmissionQueue must be >= 0, got {o.AdmissionQueue}");
+        if (o.AdmissionWait < TimeSpan.Zero || o.AdmissionWait > TimeSpan.FromMinutes(5))
+            errors.Add($"Strata:AdmissionWait must be between 0 and 5 minutes, got {o.AdmissionWait}");
         if (string.IsNullOrWhiteSpace(o.ModelStore)) errors.Add("Strata:ModelStore must not be empty");
         if (errors.Count > 0) throw new OptionsValidationException(StrataSiloOptions.Section, typeof(StrataSiloOptions), errors);
     }

@@ -4,6 +4,9 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using Strata.Engine.Serving;
 using Strata.Grains;
 
 namespace Strata.Hosting;
@@ -29,6 +32,12 @@ public static class StrataSiloHost
         ["--model-store"] = "Strata:ModelStore",
         ["--threads"] = "Strata:Threads",
         ["--speed"] = "Strata:Speed",
+        ["--max-batch"] = "Strata:MaxBatch",
+        ["--prefill-chunk"] = "Strata:PrefillChunk",
+        ["--admission-queue"] = "Strata:AdmissionQueue",
+        ["--admission-wait"] = "Strata:AdmissionWait",
+        ["--metrics-port"] = "Telemetry:MetricsPort",
+        ["--metrics-host"] = "Telemetry:MetricsHost",
     };
 
     /// <summary>Creates the silo host builder.</summary>
@@ -54,7 +63,28 @@ public static class StrataSiloHost
             silo.Configure<SiloOptions>(o => o.SiloName = siloName ?? $"silo-{cluster.SiloPort}");
         });
         builder.Services.AddHostedService<ReadyAnnouncer>();
+        AddMetrics(builder);
         return builder;
+    }
+
+    /// <summary>With <c>Telemetry:MetricsPort</c> (--metrics-port) set, serves the Strata meters (batch size, step
+    /// time, queue depth, KV use, admissions, token counts, latencies) in Prometheus text format at
+    /// http://HOST:PORT/metrics through OpenTelemetry (HOST from <c>Telemetry:MetricsHost</c>, default localhost).</summary>
+    private static void AddMetrics(HostApplicationBuilder builder)
+    {
+        string? text = builder.Configuration["Telemetry:MetricsPort"];
+        if (string.IsNullOrEmpty(text) || text == "0") return;
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port > 65535)
+            throw new ArgumentException($"--metrics-port needs a port number (1-65535, or 0 for none), got '{text}'");
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("strata-silo", serviceInstanceId: builder.Configuration["Cluster:SiloName"]))
+            .WithMetrics(m => m
+            .AddMeter(StrataMetrics.MeterName)
+            .AddPrometheusHttpListener(o =>
+            {
+                o.Port = port;
+                o.Host = builder.Configuration["Telemetry:MetricsHost"] ?? "localhost";
+            }));
     }
 
     /// <summary>Writes one line when the silo has joined the cluster: the signal scripts and tests wait for.</summary>

@@ -10,8 +10,9 @@ namespace Strata.Cluster.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class ClusterGenerationTests(ClusterFixture fx)
 {
-    private async Task<ModelStatus> Deploy(string model, int? stages = 3, int maxSessions = 8) =>
-        await fx.Client.DeployAsync(model, new DeployRequest(ClusterFixture.Package, stages, MaxContext: 128, MaxSessions: maxSessions),
+    private async Task<ModelStatus> Deploy(string model, int? stages = 3, int maxSessions = 8, int? queue = null, TimeSpan? wait = null) =>
+        await fx.Client.DeployAsync(model, new DeployRequest(ClusterFixture.Package, stages, MaxContext: 128, MaxSessions: maxSessions,
+                AdmissionQueue: queue, AdmissionWait: wait),
             timeout: TimeSpan.FromMinutes(2));
 
     private GenerationResult Local(string prompt, int maxNewTokens, int[]? promptIds = null, string package = ClusterFixture.Package)
@@ -132,7 +133,7 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         await Deploy("m-activations");
         var route = await fx.Client.Orleans.GetGrain<IModelGrain>("m-activations").GetRoute();
         var second = fx.Client.Orleans.GetGrain<IShardGrain>(route.ShardKeys[1]);
-        Assert.True(await second.Reserve("probe"));
+        await second.Reserve("probe");
         try
         {
             var sampling = new SamplingSpec();
@@ -173,5 +174,99 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
             .GetActivationAddress(fx.Client.Orleans.GetGrain<ISessionGrain>("s-placement"));
         Assert.NotNull(address);
         Assert.Equal(status.Stages[0].Silo, address!.ToParsableString());
+    }
+
+    private static string[] VariedPrompts(int n) =>
+        Enumerable.Range(0, n).Select(i => string.Join(' ', Enumerable.Repeat($"w{i}", 1 + i * 3 % 17))).ToArray();
+
+    [Fact]
+    public async Task Sixteen_concurrent_sessions_with_different_prompt_lengths_equal_each_session_alone()
+    {
+        await Deploy("m-batch16", maxSessions: 16);
+        string[] prompts = VariedPrompts(16);
+        var expected = prompts.Select(p => Local(p, 12).GeneratedIds).ToArray();
+        var results = await Task.WhenAll(prompts.Select((p, i) => Cluster($"s-b16-{i}", "m-batch16", p, 12)))
+            .WaitAsync(TimeSpan.FromMinutes(2));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], results[i].Tokens);
+    }
+
+    [Fact]
+    public async Task With_kv_for_4_sessions_16_offered_all_complete_and_the_rest_wait()
+    {
+        var status = await Deploy("m-budget4", maxSessions: 4);
+        Assert.All(status.Stages, s => Assert.Equal(4, s.Slots));
+        string[] prompts = VariedPrompts(16);
+        var expected = prompts.Select(p => Local(p, 10).GeneratedIds).ToArray();
+        var running = prompts.Select((p, i) => Cluster($"s-bud-{i}", "m-budget4", p, 10)).ToArray();
+
+        int maxWaiting = 0;
+        while (!running.All(t => t.IsCompleted))
+        {
+            var now = await fx.Client.GetModelStatusAsync("m-budget4");
+            maxWaiting = Math.Max(maxWaiting, now.Stages.Max(s => s.WaitingSessions));
+            Assert.All(now.Stages, s => Assert.True(s.ActiveSessions <= 4));
+            await Task.WhenAny(Task.WhenAll(running), Task.Delay(20));
+        }
+        var results = await Task.WhenAll(running).WaitAsync(TimeSpan.FromMinutes(2));
+        for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], results[i].Tokens);
+        Assert.True(maxWaiting > 0, "no session ever waited for a KV slot");
+    }
+
+    [Fact]
+    public async Task With_a_tiny_queue_the_excess_get_overloaded_and_the_admitted_sessions_finish()
+    {
+        await Deploy("m-tinyqueue", maxSessions: 2, queue: 1, wait: TimeSpan.FromSeconds(30));
+        string[] prompts = VariedPrompts(8);
+        var expected = prompts.Select(p => Local(p, 40).GeneratedIds).ToArray();
+        var outcomes = await Task.WhenAll(prompts.Select(async (p, i) =>
+        {
+            try { return (Result: await Cluster($"s-tq-{i}", "m-tinyqueue", p, 40), Error: (StrataException?)null); }
+            catch (StrataException e) { return (Result: default((int[], string, string?, int[]?)), Error: e); }
+        })).WaitAsync(TimeSpan.FromMinutes(2));
+
+        var refused = outcomes.Where(o => o.Error is not null).ToList();
+        Assert.NotEmpty(refused);
+        Assert.All(refused, o =>
+        {
+            Assert.Equal(ErrorCodes.Overloaded, o.Error!.Code);
+            Assert.Contains("queue limit 1", o.Error.Message);
+        });
+        Assert.True(outcomes.Count(o => o.Error is null) >= 3, "the two running sessions and the queued one all finish");
+        for (int i = 0; i < prompts.Length; i++)
+            if (outcomes[i].Error is null) Assert.Equal(expected[i], outcomes[i].Result.Item1);
+
+        var after = await Cluster("s-tq-after", "m-tinyqueue", prompts[0], 5); // the cluster keeps serving
+        Assert.Equal(expected[0][..5], after.Tokens);
+    }
+
+    [Fact]
+    public async Task A_session_cancelled_mid_batch_leaves_the_others_unaffected_and_frees_its_kv()
+    {
+        await Deploy("m-cancel-batch", maxSessions: 8);
+        string[] prompts = VariedPrompts(5);
+        var expected = prompts.Select(p => Local(p, 30).GeneratedIds).ToArray();
+        using var cts = new CancellationTokenSource();
+        var others = prompts.Skip(1).Select((p, i) => Cluster($"s-cb-{i + 1}", "m-cancel-batch", p, 30)).ToArray();
+        var cancelled = Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            int seen = 0;
+            await foreach (var chunk in fx.Client.GenerateAsync("s-cb-0", new GenerateRequest { Model = "m-cancel-batch", Prompt = prompts[0], MaxNewTokens = 30 }, cts.Token))
+                if (++seen == 3) await cts.CancelAsync();
+        });
+        await cancelled.WaitAsync(TimeSpan.FromMinutes(1));
+        var results = await Task.WhenAll(others).WaitAsync(TimeSpan.FromMinutes(2));
+        for (int i = 0; i < others.Length; i++) Assert.Equal(expected[i + 1], results[i].Tokens);
+
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        ModelStatus status;
+        do
+        {
+            status = await fx.Client.GetModelStatusAsync("m-cancel-batch");
+            if (status.Stages.All(s => s.ActiveSessions == others.Length)) break;
+            await Task.Delay(100);
+        } while (DateTime.UtcNow < deadline);
+        Assert.All(status.Stages, s => Assert.Equal(others.Length, s.ActiveSessions)); // the finished ones keep theirs for a next turn
+        var info = await fx.Client.Orleans.GetGrain<ISessionGrain>("s-cb-0").GetInfo();
+        Assert.False(info.HoldsKv);
     }
 }

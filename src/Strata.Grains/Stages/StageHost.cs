@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
 using Strata.Engine.Runtime;
+using Strata.Engine.Serving;
 using Strata.Models.Planning;
 
 namespace Strata.Grains.Stages;
@@ -64,7 +65,18 @@ public sealed class StageHost : IDisposable
         {
             var w = new StageWorker(k, config, _loggers.CreateLogger("Strata.Stage"));
             var engine = new EngineOptions { Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext };
-            w.StartLoad(Resolve(config.PackagePath), engine, TryReserve);
+            var batching = new BatcherOptions
+            {
+                MaxBatch = _options.MaxBatch,
+                PrefillChunk = _options.PrefillChunk,
+                Admission = new AdmissionOptions
+                {
+                    QueueLimit = config.AdmissionQueue ?? _options.AdmissionQueue,
+                    MaxWait = config.AdmissionWait ?? _options.AdmissionWait,
+                },
+                Tags = [new("model", config.Model), new("stage", config.StageIndex)],
+            };
+            w.StartLoad(Resolve(config.PackagePath), engine, batching, ReserveStage);
             return w;
         });
         if (worker.Config != config)
@@ -72,15 +84,21 @@ public sealed class StageHost : IDisposable
         return worker;
     }
 
-    private string? TryReserve(long bytes)
+    /// <summary>Takes a stage's weights and as many KV slots as asked (or as fit) from the budget.</summary>
+    private int ReserveStage(long weightBytes, long slotBytes, int wantedSlots)
     {
         lock (_memoryLock)
         {
-            if (_reserved + bytes > MemoryBytes)
-                return $"stage needs {ByteSize.Format(bytes)} but this silo has {ByteSize.Format(MemoryBytes - _reserved)} of its " +
-                       $"{ByteSize.Format(MemoryBytes)} budget left (raise --memory or plan more stages)";
-            _reserved += bytes;
-            return null;
+            long free = MemoryBytes - _reserved;
+            long fit = slotBytes <= 0 ? wantedSlots : (free - weightBytes) / slotBytes;
+            if (fit < 1)
+                throw new InvalidOperationException(
+                    $"stage needs {ByteSize.Format(weightBytes + slotBytes)} (weights {ByteSize.Format(weightBytes)} plus KV for one session " +
+                    $"{ByteSize.Format(slotBytes)}) but this silo has {ByteSize.Format(free)} of its {ByteSize.Format(MemoryBytes)} budget left " +
+                    "(raise --memory, lower the max context or plan more stages)");
+            int slots = (int)Math.Min(wantedSlots, fit);
+            _reserved += weightBytes + slotBytes * slots;
+            return slots;
         }
     }
 

@@ -1,37 +1,31 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Strata.Contracts;
 using Strata.Engine.Graph;
 using Strata.Engine.Runtime;
 using Strata.Engine.Sampling;
+using Strata.Engine.Serving;
 using Strata.Models;
 
 namespace Strata.Grains.Stages;
 
 /// <summary>
-/// One loaded stage in a silo: its runtime, its KV pool and the leases that map sessions to KV slots. Loading and
-/// every step run on the worker's own thread (never the Orleans scheduler); callers await the results. Steps run
-/// one at a time in arrival order, so the steps of one session stay ordered.
+/// One loaded stage in a silo: its runtime, its KV pool, and the <see cref="StageBatcher"/> that admits sessions to
+/// the KV slots and runs their steps in continuous batches on its own thread (never the Orleans scheduler). This
+/// class translates between the grain contracts and the engine.
 /// </summary>
 internal sealed class StageWorker : IDisposable
 {
-    private readonly BlockingCollection<Action> _queue = new();
-    private readonly Thread _thread;
-    private readonly Dictionary<string, Lease> _leases = new(StringComparer.Ordinal); // guarded by _leaseLock
-    private readonly Lock _leaseLock = new();
     private readonly ILogger _logger;
     private StageRuntime? _runtime;
     private KvPool? _pool;
-    private bool[] _slotUsed = [];
+    private StageBatcher? _batcher;
 
     public StageWorker(string key, ShardConfig config, ILogger logger)
     {
         Key = key;
         Config = config;
         _logger = logger;
-        _thread = new Thread(Loop) { IsBackground = true, Name = $"strata-stage-{config.StageIndex}" };
-        _thread.Start();
     }
 
     public string Key { get; }
@@ -41,21 +35,25 @@ internal sealed class StageWorker : IDisposable
     public string Device => _runtime?.Device.ToString() ?? "";
     public long WeightBytes { get; private set; }
     public long KvBytes => _pool?.TotalBytes ?? 0;
+    public int Slots => _pool?.Slots ?? 0;
     public Task Loaded { get; private set; } = Task.CompletedTask;
+    public int ActiveSessions => _batcher?.Leases.Used ?? 0;
+    public int WaitingSessions => _batcher?.Leases.Waiting ?? 0;
+    public int QueuedSteps => _batcher?.QueueDepth ?? 0;
 
-    public int ActiveSessions
+    /// <summary>Starts loading on a thread of its own; <see cref="Loaded"/> completes when done (or failed).</summary>
+    /// <param name="packagePath">The package folder.</param>
+    /// <param name="engine">Device and threads.</param>
+    /// <param name="batching">Batch and admission settings.</param>
+    /// <param name="reserveMemory">Given the weight bytes, the KV bytes of one slot and the slots wanted, takes
+    /// memory from the silo's budget and returns the slots granted (throws when not even one fits).</param>
+    public void StartLoad(string packagePath, EngineOptions engine, BatcherOptions batching, Func<long, long, int, int> reserveMemory)
     {
-        get { lock (_leaseLock) return _leases.Count; }
-    }
-
-    /// <summary>Starts loading on the worker thread; <see cref="Loaded"/> completes when done (or failed).</summary>
-    public void StartLoad(string packagePath, EngineOptions engine, Func<long, string?> reserveMemory)
-    {
-        Loaded = Run(() =>
+        Loaded = Task.Factory.StartNew(() =>
         {
             try
             {
-                Load(packagePath, engine, reserveMemory);
+                Load(packagePath, engine, batching, reserveMemory);
                 State = DeploymentState.Ready;
             }
             catch (Exception e)
@@ -64,11 +62,10 @@ internal sealed class StageWorker : IDisposable
                 State = DeploymentState.Failed;
                 _logger.LogError("stage {Key} failed to load: {Error}", Key, e.Message);
             }
-            return 0;
-        });
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
-    private void Load(string packagePath, EngineOptions engine, Func<long, string?> reserveMemory)
+    private void Load(string packagePath, EngineOptions engine, BatcherOptions batching, Func<long, long, int, int> reserveMemory)
     {
         var c = Config;
         var clock = Stopwatch.StartNew();
@@ -78,93 +75,76 @@ internal sealed class StageWorker : IDisposable
         var runtime = StageRuntime.Load(model.Config, tensors, spec, engine with { MaxContext = c.MaxContext }, _logger);
         try
         {
-            long kv = runtime.KvBytesPerPosition * c.MaxContext * c.Slots;
             long weights = tensors.Names.Sum(n => tensors.TryGet(n, out var i) ? i.ElementCount * Activations.ElementSize(runtime.Compute) : 0);
-            if (reserveMemory(weights + kv) is string refusal)
-                throw new InvalidOperationException(refusal);
+            int slots = reserveMemory(weights, runtime.KvBytesPerPosition * c.MaxContext, c.Slots);
+            if (slots < c.Slots)
+                _logger.LogWarning("stage {Key}: memory holds KV for {Slots} sessions, fewer than the {Wanted} asked", Key, slots, c.Slots);
             WeightBytes = weights;
-            _pool = runtime.CreateKvPool(c.Slots);
-            _slotUsed = new bool[c.Slots];
+            _pool = runtime.CreateKvPool(slots);
+            _batcher = new StageBatcher(runtime, _pool, batching, _logger);
             _runtime = runtime;
         }
         catch
         {
+            _pool?.Dispose();
             runtime.Dispose();
             throw;
         }
-        _logger.LogInformation("stage {Key} ready: layers [{First}, {End}) on {Device} in {Seconds:F1} s",
-            Key, c.FirstLayer, c.EndLayer, _runtime.Device, clock.Elapsed.TotalSeconds);
+        _logger.LogInformation("stage {Key} ready: layers [{First}, {End}) on {Device}, {Slots} KV slots, in {Seconds:F1} s",
+            Key, c.FirstLayer, c.EndLayer, _runtime.Device, _pool.Slots, clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Reserves a KV slot for <paramref name="sessionId"/>; false when none is free.</summary>
-    public bool Reserve(string sessionId)
+    private StageBatcher Batcher => _batcher ?? throw new StrataException(ErrorCodes.ModelNotReady, $"stage {Key} is {State}{(Error is null ? "" : $": {Error}")}");
+
+    /// <summary>Admits the session to a KV slot, waiting in the stage's queue when all are taken. True when the
+    /// session already held its slot (its cache is still there).</summary>
+    public async Task<bool> Reserve(string sessionId, CancellationToken cancellation)
     {
-        lock (_leaseLock)
-        {
-            if (_leases.ContainsKey(sessionId)) return true;
-            int slot = Array.IndexOf(_slotUsed, false);
-            if (slot < 0) return false;
-            _slotUsed[slot] = true;
-            _leases[sessionId] = new Lease(slot);
-            return true;
-        }
-    }
-
-    /// <summary>Frees the session's KV slot.</summary>
-    public void Release(string sessionId)
-    {
-        lock (_leaseLock)
-        {
-            if (_leases.Remove(sessionId, out var lease)) _slotUsed[lease.Slot] = false;
-        }
-    }
-
-    /// <summary>Frees leases idle for longer than <paramref name="ttl"/> (their session is gone or idle).</summary>
-    public int ExpireIdle(TimeSpan ttl, DateTime now)
-    {
-        lock (_leaseLock)
-        {
-            var stale = _leases.Where(kv => now - kv.Value.LastUsed > ttl).Select(kv => kv.Key).ToList();
-            foreach (var s in stale) Release(s);
-            return stale.Count;
-        }
-    }
-
-    /// <summary>Runs one step of one session on the worker thread.</summary>
-    public Task<StepOutput> Step(StepRequest r) => Run(() => StepNow(r));
-
-    private StepOutput StepNow(StepRequest r)
-    {
-        var runtime = _runtime ?? throw new StrataException(ErrorCodes.ModelNotReady, $"stage {Key} is {State}: {Error}");
-        Lease lease;
-        lock (_leaseLock)
-        {
-            if (!_leases.TryGetValue(r.SessionId, out lease!))
-                throw new StrataException(ErrorCodes.InvalidRequest, $"session {r.SessionId} holds no KV slot at stage {Config.StageIndex}; reserve first");
-        }
-        if (r.PastLength > lease.Length)
-            throw new StrataException(ErrorCodes.InvalidRequest,
-                $"step for session {r.SessionId} starts at position {r.PastLength} but stage {Config.StageIndex} holds {lease.Length}");
-
-        var clock = Stopwatch.StartNew();
-        Activations? hidden = null;
-        if (!runtime.Stage.IsFirst)
-        {
-            var type = r.HiddenType switch
-            {
-                "fp16" => ComputeType.Float16,
-                "fp32" => ComputeType.Float32,
-                _ => throw new StrataException(ErrorCodes.InvalidRequest, $"stage {Config.StageIndex}: activation dtype '{r.HiddenType}' is not fp32 or fp16"),
-            };
-            hidden = new Activations(type, 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []);
-        }
-        float[] logits = runtime.Stage.IsLast ? new float[runtime.Config.VocabSize] : [];
-        Activations? output;
         try
         {
-            output = runtime.Run(_pool!, lease.Slot, [r.PastLength], r.TokenCount, runtime.Stage.IsFirst ? r.Tokens ?? [] : default, hidden, logits);
+            return (await Batcher.ReserveAsync(sessionId, cancellation)).Kept;
+        }
+        catch (KvAdmissionException e)
+        {
+            throw new StrataException(ErrorCodes.Overloaded, $"stage {Config.StageIndex} of model '{Config.Model}': {e.Message}; retry later");
+        }
+    }
+
+    /// <summary>Keeps the session's cache between turns, evictable when another session needs the slot.</summary>
+    public void Park(string sessionId) => _batcher?.Leases.Park(sessionId);
+
+    /// <summary>Frees the session's KV slot.</summary>
+    public void Release(string sessionId) => _batcher?.Leases.Release(sessionId);
+
+    /// <summary>Frees leases idle for longer than <paramref name="ttl"/> (their session is gone or idle).</summary>
+    public int ExpireIdle(TimeSpan ttl, DateTime now) => _batcher?.Leases.ExpireIdle(ttl, now) ?? 0;
+
+    /// <summary>Runs one step of one session in the stage's next batch.</summary>
+    public async Task<StepOutput> Step(StepRequest r)
+    {
+        var batcher = Batcher;
+        var runtime = batcher.Runtime;
+        ulong[] rng = r.RngState;
+        StepJob job;
+        try
+        {
+            job = new StepJob
+            {
+                SessionId = r.SessionId,
+                PastLength = r.PastLength,
+                TokenCount = r.TokenCount,
+                Tokens = runtime.Stage.IsFirst ? r.Tokens ?? [] : null,
+                Hidden = runtime.Stage.IsFirst ? null : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []),
+                Sample = runtime.Stage.IsLast ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null,
+            };
+            var outcome = await batcher.StepAsync(job);
+            return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds, outcome.QueueMilliseconds, outcome.BatchRows);
         }
         catch (ArgumentException e)
+        {
+            throw new StrataException(ErrorCodes.InvalidRequest, $"stage {Config.StageIndex}: {e.Message}");
+        }
+        catch (InvalidOperationException e) when (e is not ObjectDisposedException)
         {
             throw new StrataException(ErrorCodes.InvalidRequest, $"stage {Config.StageIndex}: {e.Message}");
         }
@@ -172,66 +152,41 @@ internal sealed class StageWorker : IDisposable
         {
             throw new StrataException(ErrorCodes.ContextOverflow, e.Message);
         }
-        lease.Length = r.PastLength + r.TokenCount;
-        lease.LastUsed = DateTime.UtcNow;
-
-        int token = -1;
-        ulong[] rng = r.RngState;
-        if (runtime.Stage.IsLast)
+        catch (ObjectDisposedException)
         {
-            var wanted = (r.Sampling.Temperature, r.Sampling.TopK, r.Sampling.TopP);
-            if (lease.Sampler is null || (lease.Sampler.Params.Temperature, lease.Sampler.Params.TopK, lease.Sampler.Params.TopP) != wanted)
-                lease.Sampler = new Sampler(new SamplingParams { Temperature = wanted.Temperature, TopK = wanted.TopK, TopP = wanted.TopP, Seed = 0 });
-            var sampler = lease.Sampler;
-            if (rng.Length == Xoshiro256StarStar.StateLength) sampler.SetState(rng);
-            token = sampler.Sample(logits);
-            rng = sampler.GetState();
+            throw new StrataException(ErrorCodes.StageFailed, $"stage {Key} is shutting down");
         }
-        return new StepOutput(output, token, rng, clock.Elapsed.TotalMilliseconds);
     }
 
-    private Task<T> Run<T>(Func<T> work)
+    private ComputeType ParseType(string type) => type switch
     {
-        // Continuations are not forced onto the thread pool: a grain's await resumes on its activation scheduler
-        // anyway, and one hop fewer per stage matters at ~30 ms a step.
-        var done = new TaskCompletionSource<T>();
-        try
-        {
-            _queue.Add(() =>
-            {
-                try { done.SetResult(work()); }
-                catch (Exception e) { done.SetException(e); }
-            });
-        }
-        catch (InvalidOperationException)
-        {
-            done.SetException(new StrataException(ErrorCodes.StageFailed, $"stage {Key} is shutting down"));
-        }
-        return done.Task;
-    }
+        "fp16" => ComputeType.Float16,
+        "fp32" => ComputeType.Float32,
+        _ => throw new ArgumentException($"activation dtype '{type}' is not fp32 or fp16"),
+    };
 
-    private void Loop()
+    /// <summary>Samples on the stage thread with the session's sampler (kept on its lease), restoring and returning
+    /// the session's RNG state.</summary>
+    private static int SampleRow(ReadOnlySpan<float> logits, KvLease lease, SamplingSpec spec, ref ulong[] rng)
     {
-        foreach (var work in _queue.GetConsumingEnumerable()) work();
+        var wanted = (spec.Temperature, spec.TopK, spec.TopP);
+        if (lease.Tag is not Sampler sampler || (sampler.Params.Temperature, sampler.Params.TopK, sampler.Params.TopP) != wanted)
+            lease.Tag = sampler = new Sampler(new SamplingParams { Temperature = wanted.Temperature, TopK = wanted.TopK, TopP = wanted.TopP, Seed = 0 });
+        if (rng.Length == Xoshiro256StarStar.StateLength) sampler.SetState(rng);
+        int token = sampler.Sample(logits);
+        rng = sampler.GetState();
+        return token;
     }
 
     public void Dispose()
     {
-        _queue.CompleteAdding();
-        _thread.Join(TimeSpan.FromSeconds(30));
+        try { Loaded.Wait(TimeSpan.FromSeconds(60)); }
+        catch (AggregateException) { /* reported as the load error */ }
+        _batcher?.Dispose();
         _pool?.Dispose();
         _runtime?.Dispose();
-        _queue.Dispose();
-    }
-
-    private sealed class Lease(int slot)
-    {
-        public int Slot { get; } = slot;
-        public int Length { get; set; }
-        public DateTime LastUsed { get; set; } = DateTime.UtcNow;
-        public Sampler? Sampler { get; set; }
     }
 }
 
 /// <summary>What a step produced: activations for the next stage, or (last stage) the sampled token.</summary>
-internal sealed record StepOutput(Activations? Hidden, int Token, ulong[] RngState, double Milliseconds);
+internal sealed record StepOutput(Activations? Hidden, int Token, ulong[] RngState, double Milliseconds, double QueueMilliseconds, int BatchRows);
