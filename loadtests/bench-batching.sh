@@ -5,11 +5,13 @@
 #   2. KV budget: fresh silos, a deployment with 8 KV slots, 32 concurrent clients; failures and peak silo memory;
 #   3. the engine alone: the whole model as one graph, batch 16 against batch 1, in one process.
 # Results go to .strata/bench-batching/ (JSON per run) and a summary to stdout.
-# Usage: loadtests/bench-batching.sh [requests-per-client=3] [max-new-tokens=64]
+# Prompts are short (8 tokens) so that the figures are about decode batching, not prefill.
+# Usage: loadtests/bench-batching.sh [requests-per-client=3] [max-new-tokens=128] [prompt-tokens=8]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 per_client=${1:-3}
-new_tokens=${2:-64}
+new_tokens=${2:-128}
+prompt_tokens=${3:-8}
 dotnet build clients/Strata.Cli -c Release -nologo -v:q
 dotnet build silos/Strata.Silo -c Release -nologo -v:q
 dotnet build loadtests/Strata.LoadTest -c Release -nologo -v:q
@@ -41,23 +43,26 @@ start_silos() { # $1 = tag
     grep -q "strata-silo ready" "$out/silo-$1-$i.log" || { echo "silo $i did not start; see $out/silo-$1-$i.log"; exit 1; }
   done
 }
-peak_mib() { for p in "${pids[@]}"; do awk '/VmHWM/ {printf "%.0f ", $2/1024}' "/proc/$p/status"; done; }
+memory_mib() { for p in "${pids[@]}"; do awk -v k="$1:" '$1 == k {printf "%.0f ", $2/1024}' "/proc/$p/status"; done; }
 
 echo "== throughput by concurrency (2 stages, 2 silos, 32 KV slots)"
 start_silos tput
 "$strata" cluster deploy --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 32 --gateway-port "$gateway"
 for c in 1 4 16 32; do
   "$loadtest" --model m --gateway-port "$gateway" --concurrency "$c" --requests $((c * per_client)) \
-    --prompt-tokens 32 --max-new-tokens "$new_tokens" --json "$out/concurrency-$c.json"
+    --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" --json "$out/concurrency-$c.json"
 done
 stop_silos
 
 echo "== KV budget: 8 slots, 32 concurrent clients"
 start_silos budget
 "$strata" cluster deploy --model synthetic-100m --name m8 --stages 2 --max-context 256 --max-sessions 8 --gateway-port "$gateway"
-"$loadtest" --model m8 --gateway-port "$gateway" --concurrency 32 --requests 64 --prompt-tokens 32 --max-new-tokens "$new_tokens" \
+before=$(memory_mib VmRSS)
+"$loadtest" --model m8 --gateway-port "$gateway" --concurrency 32 --requests 64 --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" \
   --json "$out/budget-8.json"
-echo "peak silo memory (VmHWM, MiB): $(peak_mib)" | tee "$out/budget-8-memory.txt"
+{ echo "silo memory before the load (VmRSS, MiB): $before"
+  echo "silo memory after the load (VmRSS, MiB): $(memory_mib VmRSS)"
+  echo "peak silo memory (VmHWM, MiB, loading included): $(memory_mib VmHWM)"; } | tee "$out/budget-8-memory.txt"
 stop_silos
 
 echo "== engine alone (one graph, 1 thread): batch 16 vs batch 1"
@@ -81,7 +86,8 @@ print(f"\nbudget 8 slots, 32 clients: completed {b['completed']}, failed {b['fai
       f"TTFT p50 {b['ttft_ms']['p50']:.0f} ms p99 {b['ttft_ms']['p99']:.0f} ms")
 print(open(os.path.join(out, "budget-8-memory.txt")).read().strip())
 e = json.load(open(os.path.join(out, "engine-batch.json")))
-ratio = e["results"][1]["tokens_per_second"] / e["results"][0]["tokens_per_second"]
-print(f"engine alone: batch 1 {e['results'][0]['tokens_per_second']:.2f} tok/s, batch 16 {e['results'][1]['tokens_per_second']:.2f} tok/s, ratio {ratio:.2f}")
-print(f"cluster c=16 / c=1: {rows[2][1]['output_tokens_per_second']/base:.2f}")
+e1, e16 = e["results"][0]["tokens_per_second"], e["results"][1]["tokens_per_second"]
+c1, c16 = base, rows[2][1]["output_tokens_per_second"]
+print(f"engine alone: batch 1 {e1:.2f} tok/s, batch 16 {e16:.2f} tok/s, ratio {e16 / e1:.2f}")
+print(f"cluster c=16 / c=1: {c16 / c1:.2f}; cluster / engine: c=1 {c1 / e1:.2f}, c=16 {c16 / e16:.2f}")
 PY

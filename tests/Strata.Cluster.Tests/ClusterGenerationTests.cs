@@ -196,8 +196,8 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         var status = await Deploy("m-budget4", maxSessions: 4);
         Assert.All(status.Stages, s => Assert.Equal(4, s.Slots));
         string[] prompts = VariedPrompts(16);
-        var expected = prompts.Select(p => Local(p, 10).GeneratedIds).ToArray();
-        var running = prompts.Select((p, i) => Cluster($"s-bud-{i}", "m-budget4", p, 10)).ToArray();
+        var expected = prompts.Select(p => Local(p, 30).GeneratedIds).ToArray();
+        var running = prompts.Select((p, i) => Cluster($"s-bud-{i}", "m-budget4", p, 30)).ToArray();
 
         int maxWaiting = 0;
         while (!running.All(t => t.IsCompleted))

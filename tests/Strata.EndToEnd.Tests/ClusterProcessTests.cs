@@ -44,6 +44,20 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
         Check(local.ExitCode == 0, $"local generate failed: {local}", cluster);
         Check(JsonNode.DeepEquals(Json(local, cluster), remoteJson),
             $"cluster and local generation differ:\ncluster: {remote.Out}local:   {local.Out}", cluster);
+
+        // Every silo serves its stage's metrics in Prometheus text; the session's silo also counts the tokens.
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var scrapes = new List<string>();
+        foreach (var silo in cluster.Silos)
+        {
+            string text = await http.GetStringAsync($"http://localhost:{silo.MetricsPort}/metrics");
+            scrapes.Add(text);
+            foreach (var metric in new[] { "strata_stage_batch_size", "strata_stage_step_seconds", "strata_kv_cache_usage_perc", "strata_num_requests_running" })
+                Check(text.Contains(metric, StringComparison.Ordinal), $"{silo.Name} does not export {metric}:\n{text}", cluster);
+        }
+        Check(scrapes.Any(t => t.Contains("strata_generation_tokens_total", StringComparison.Ordinal)
+                               && t.Contains("strata_time_to_first_token_seconds", StringComparison.Ordinal)),
+            $"no silo exports the session metrics:\n{string.Join("\n", scrapes)}", cluster);
     }
 
     [RedisFact]

@@ -117,7 +117,7 @@ public sealed partial class StageRuntime : IDisposable
     /// <param name="hidden">Later stages: the previous stage's activations.</param>
     /// <param name="logits">Last stage: receives rows * vocab logits.</param>
     /// <returns>Activations for the next stage, or (last stage) null with <paramref name="logits"/> filled.</returns>
-    public Activations? Run(KvPool pool, int firstSlot, ReadOnlySpan<int> pastLengths, int tokens,
+    public unsafe Activations? Run(KvPool pool, int firstSlot, ReadOnlySpan<int> pastLengths, int tokens,
         ReadOnlySpan<int> inputIds, Activations? hidden, Span<float> logits)
     {
         int rows = pastLengths.Length;
@@ -127,67 +127,71 @@ public sealed partial class StageRuntime : IDisposable
         var values = new List<OrtValue>(names.Capacity);
         var outputs = new List<OrtValue>(_outputNames.Length);
         var pins = new List<GCHandle>();
-        try
+        // The last stage writes its logits straight into the caller's buffer (no per-step array: at a 32k
+        // vocabulary even one row is a large-object allocation).
+        fixed (float* logitsPtr = logits)
         {
-            if (Stage.IsFirst)
+            try
             {
-                var ids = new long[rows * tokens];
-                for (int i = 0; i < ids.Length; i++) ids[i] = inputIds[i];
-                names.Add(StageGraphBuilder.InputIds);
-                values.Add(OrtValue.CreateTensorValueFromMemory(ids, [rows, tokens]));
-            }
-            else
-            {
-                names.Add(StageGraphBuilder.HiddenIn);
-                values.Add(Pinned(hidden!.Data, [rows, tokens, Config.HiddenSize], pins));
-            }
+                if (Stage.IsFirst)
+                {
+                    var ids = new long[rows * tokens];
+                    for (int i = 0; i < ids.Length; i++) ids[i] = inputIds[i];
+                    names.Add(StageGraphBuilder.InputIds);
+                    values.Add(OrtValue.CreateTensorValueFromMemory(ids, [rows, tokens]));
+                }
+                else
+                {
+                    names.Add(StageGraphBuilder.HiddenIn);
+                    values.Add(Pinned(hidden!.Data, [rows, tokens, Config.HiddenSize], pins));
+                }
 
-            var seqlens = new int[rows];
-            int total = 0;
-            for (int r = 0; r < rows; r++)
-            {
-                seqlens[r] = pastLengths[r] + tokens - 1;
-                total = Math.Max(total, pastLengths[r] + tokens);
-            }
-            names.Add(StageGraphBuilder.SeqLensK);
-            values.Add(OrtValue.CreateTensorValueFromMemory(seqlens, [rows]));
-            names.Add(StageGraphBuilder.TotalSequenceLength);
-            values.Add(OrtValue.CreateTensorValueFromMemory(new[] { total }, []));
+                var seqlens = new int[rows];
+                int total = 0;
+                for (int r = 0; r < rows; r++)
+                {
+                    seqlens[r] = pastLengths[r] + tokens - 1;
+                    total = Math.Max(total, pastLengths[r] + tokens);
+                }
+                names.Add(StageGraphBuilder.SeqLensK);
+                values.Add(OrtValue.CreateTensorValueFromMemory(seqlens, [rows]));
+                names.Add(StageGraphBuilder.TotalSequenceLength);
+                values.Add(OrtValue.CreateTensorValueFromMemory(new[] { total }, []));
 
-            Activations? result = null;
-            float[]? logitBuffer = null;
-            if (Stage.IsLast)
-            {
-                logitBuffer = new float[rows * Config.VocabSize];
-                outputs.Add(OrtValue.CreateTensorValueFromMemory(logitBuffer, [rows, 1, Config.VocabSize]));
-            }
-            else
-            {
-                var data = new byte[(long)rows * tokens * Config.HiddenSize * Activations.ElementSize(Compute)];
-                result = new Activations(Compute, rows, tokens, Config.HiddenSize, data);
-                outputs.Add(Pinned(data, [rows, tokens, Config.HiddenSize], pins));
-            }
+                Activations? result = null;
+                if (Stage.IsLast)
+                {
+                    long count = (long)rows * Config.VocabSize;
+                    outputs.Add(OrtValue.CreateTensorValueWithData(OrtMemoryInfo.DefaultInstance, TensorElementType.Float,
+                        [rows, 1, Config.VocabSize], (IntPtr)logitsPtr, count * sizeof(float)));
+                }
+                else
+                {
+                    var data = new byte[(long)rows * tokens * Config.HiddenSize * Activations.ElementSize(Compute)];
+                    result = new Activations(Compute, rows, tokens, Config.HiddenSize, data);
+                    outputs.Add(Pinned(data, [rows, tokens, Config.HiddenSize], pins));
+                }
 
-            for (int l = 0; l < Stage.LayerCount; l++)
-            {
-                var (k, v) = pool.View(l, firstSlot, rows);
-                names.Add(StageGraphBuilder.PastKey(Stage.FirstLayer + l));
-                values.Add(k);
-                names.Add(StageGraphBuilder.PastValue(Stage.FirstLayer + l));
-                values.Add(v);
-                outputs.Add(k); // present = past: the same buffer, written in place
-                outputs.Add(v);
-            }
+                for (int l = 0; l < Stage.LayerCount; l++)
+                {
+                    var (k, v) = pool.View(l, firstSlot, rows);
+                    names.Add(StageGraphBuilder.PastKey(Stage.FirstLayer + l));
+                    values.Add(k);
+                    names.Add(StageGraphBuilder.PastValue(Stage.FirstLayer + l));
+                    values.Add(v);
+                    outputs.Add(k); // present = past: the same buffer, written in place
+                    outputs.Add(v);
+                }
 
-            _session.Run(_runOptions, names, values, _outputNames, outputs);
-            logitBuffer?.CopyTo(logits);
-            return result;
-        }
-        finally
-        {
-            foreach (var v in values) v.Dispose();
-            foreach (var o in outputs.Take(1)) o.Dispose(); // the KV outputs are the same objects as the inputs
-            foreach (var p in pins) p.Free();
+                _session.Run(_runOptions, names, values, _outputNames, outputs);
+                return result;
+            }
+            finally
+            {
+                foreach (var v in values) v.Dispose();
+                foreach (var o in outputs.Take(1)) o.Dispose(); // the KV outputs are the same objects as the inputs
+                foreach (var p in pins) p.Free();
+            }
         }
     }
 

@@ -23,6 +23,9 @@ public sealed record BatcherOptions
     /// <summary>Admission to the KV slots.</summary>
     public AdmissionOptions Admission { get; init; } = new();
 
+    /// <summary>Tests: called on the batch thread after each run with its rows and tokens per row.</summary>
+    internal Action<int, int>? OnRun { get; init; }
+
     /// <summary>Metric tags (model, stage).</summary>
     public IReadOnlyList<KeyValuePair<string, object?>> Tags { get; init; } = [];
 
@@ -314,6 +317,7 @@ public sealed partial class StageBatcher : IDisposable
             return;
         }
         double seconds = Stopwatch.GetElapsedTime(began).TotalSeconds;
+        _options.OnRun?.Invoke(count, 1);
         StrataMetrics.StageBatchSize.Record(rows.Count, _tags);
         StrataMetrics.StageStepSeconds.Record(seconds, _tags);
         StrataMetrics.StageTokens.Add(rows.Count, _decodeTags);
@@ -393,6 +397,7 @@ public sealed partial class StageBatcher : IDisposable
             }
             double seconds = Stopwatch.GetElapsedTime(began).TotalSeconds;
             current.RunMilliseconds += seconds * 1000;
+            _options.OnRun?.Invoke(1, n);
             StrataMetrics.StageBatchSize.Record(1, _tags);
             StrataMetrics.StageStepSeconds.Record(seconds, _tags);
             StrataMetrics.StageTokens.Add(n, _prefillTags);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime;
 using Microsoft.Extensions.Logging;
 using Strata.Contracts;
 using Strata.Engine.Graph;
@@ -90,6 +91,11 @@ internal sealed class StageWorker : IDisposable
             runtime.Dispose();
             throw;
         }
+        // The graph was built in managed memory (as large as the stage's weights, several times over while it is
+        // written) and ONNX Runtime holds its own copy now: give that back at once rather than at whatever later
+        // full collection, so that a loaded silo's footprint is its weights and KV.
+        GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         _logger.LogInformation("stage {Key} ready: layers [{First}, {End}) on {Device}, {Slots} KV slots, in {Seconds:F1} s",
             Key, c.FirstLayer, c.EndLayer, _runtime.Device, _pool.Slots, clock.Elapsed.TotalSeconds);
     }

@@ -23,7 +23,8 @@ public sealed record ModelFootprint(long EmbeddingBytes, IReadOnlyList<long> Lay
 
     /// <summary>
     /// The footprint of a model package: its weight files' sizes, and KV bytes per token per layer =
-    /// 2 (keys and values) x KV heads x head width x <paramref name="kvElementBytes"/>.
+    /// 2 (keys and values) x KV heads x head width x <paramref name="kvElementBytes"/>. With tied embeddings the last
+    /// stage holds (and reads every step) its own copy of the embedding as the LM head, so the head counts it too.
     /// </summary>
     /// <param name="manifest">The package manifest.</param>
     /// <param name="kvElementBytes">Bytes of one KV cache element (2 for fp16/bf16, 4 for fp32).</param>
@@ -37,7 +38,7 @@ public sealed record ModelFootprint(long EmbeddingBytes, IReadOnlyList<long> Lay
         return new ModelFootprint(
             manifest.Embedding.Bytes,
             manifest.Layers.Select(l => l.Entry.Bytes).ToArray(),
-            manifest.Head.Bytes,
+            manifest.Head.Bytes + (manifest.Config.TieWordEmbeddings ? manifest.Embedding.Bytes : 0),
             2L * manifest.Config.NumKvHeads * headDim * kvElementBytes);
     }
 }

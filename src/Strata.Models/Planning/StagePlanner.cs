@@ -84,7 +84,10 @@ public static class StagePlanner
                     ?? throw NotFit(costs, ranked, $"the cluster's {ranked.Count} silo(s), holding {stages} stages, offer", "ask for fewer stages (or none, for auto), add silos");
         }
 
-        var share = AllSpeeds(order) ? BySpeed(costs, order) : ByMemory(costs, order);
+        // The split balances the bytes each stage reads per step (the pipeline's bottleneck under load), in proportion
+        // to the silos' advertised speeds, or to their memory when not all advertise one. Balancing memory instead
+        // would count the embedding, which the first stage holds but only looks rows up in.
+        var share = BySpeed(costs, order);
         var bounds = LayerSplitter.Split(costs, 0, costs.Layers, order, share)
                      ?? throw NotFit(costs, order, $"the {order.Count} chosen silo(s), holding {stages} stages, offer", "ask for fewer stages (or none, for auto), add silos");
         return Build(costs, order, bounds);
@@ -153,7 +156,7 @@ public static class StagePlanner
 
     private static Balance BySpeed(LayerCosts costs, IReadOnlyList<Slot> slots) => new(costs.StepBytes, Weights(slots));
 
-    private static Balance ByMemory(LayerCosts costs, IReadOnlyList<Slot> slots) => new(costs.Need, Weights(slots));
+
 
     // Preference: fastest first when all silos advertise a speed; otherwise accelerators, then memory, then speed.
     private static List<Slot> Rank(IReadOnlyList<SiloCapacity> silos, PlanOptions options)

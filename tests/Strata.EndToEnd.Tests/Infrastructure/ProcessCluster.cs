@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace Strata.EndToEnd.Tests.Infrastructure;
 
 /// <summary>One strata-silo process of a <see cref="ProcessCluster"/>.</summary>
-internal sealed record SiloProcess(string Name, int SiloPort, int GatewayPort, ChildProcess Process)
+internal sealed record SiloProcess(string Name, int SiloPort, int GatewayPort, int MetricsPort, ChildProcess Process)
 {
     /// <summary>Whether a parsable silo address ("127.0.0.1:PORT@GENERATION") is this silo's.</summary>
     public bool Is(string siloAddress) => siloAddress.StartsWith($"127.0.0.1:{SiloPort.ToString(CultureInfo.InvariantCulture)}@", StringComparison.Ordinal);
@@ -96,11 +96,11 @@ internal sealed class ProcessCluster : IAsyncDisposable
 
     private async Task StartSilosAsync(int count)
     {
-        int[] ports = FreePorts.Take(2 * count);
+        int[] ports = FreePorts.Take(3 * count);
         for (int i = 0; i < count; i++)
         {
             string name = $"silo-{i + 1}";
-            int siloPort = ports[2 * i], gatewayPort = ports[2 * i + 1];
+            int siloPort = ports[3 * i], gatewayPort = ports[3 * i + 1], metricsPort = ports[3 * i + 2];
             var process = Track(ChildProcess.Start(name, Tools.Dotnet,
             [
                 Tools.SiloDll,
@@ -108,8 +108,9 @@ internal sealed class ProcessCluster : IAsyncDisposable
                 "--silo-port", siloPort.ToString(CultureInfo.InvariantCulture),
                 "--gateway-port", gatewayPort.ToString(CultureInfo.InvariantCulture),
                 "--model-store", Store, "--memory", "1GB", "--threads", "1",
+                "--metrics-port", metricsPort.ToString(CultureInfo.InvariantCulture),
             ], MaxLifetime, Root));
-            _silos.Add(new SiloProcess(name, siloPort, gatewayPort, process));
+            _silos.Add(new SiloProcess(name, siloPort, gatewayPort, metricsPort, process));
         }
         await Task.WhenAll(_silos.Select(s => s.Process.WaitForLineAsync("strata-silo ready:", ReadyTimeout)));
     }

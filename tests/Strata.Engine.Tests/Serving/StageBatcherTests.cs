@@ -188,26 +188,40 @@ public sealed class StageBatcherTests
     public async Task Decode_steps_run_between_the_chunks_of_a_long_prefill()
     {
         using var w = MemoryTensorSource.Random(Config, seed: 9);
-        using var chain = new Chain(w, stages: 1, slots: 3, new BatcherOptions { PrefillChunk = 4 });
+        var runs = new ConcurrentQueue<(int Rows, int Tokens)>();
+        Action? onFirstChunk = null;
+        using var chain = new Chain(w, stages: 1, slots: 2, new BatcherOptions
+        {
+            PrefillChunk = 4,
+            OnRun = (rows, tokens) =>
+            {
+                runs.Enqueue((rows, tokens));
+                if (tokens > 1) Interlocked.Exchange(ref onFirstChunk, null)?.Invoke();
+            },
+        });
         var batcher = chain.Batchers[0];
         await chain.Reserve("short");
         await chain.Reserve("long");
         int[] shortPrompt = Prompt(1, 3), longPrompt = Prompt(2, 40);
         int t0 = await chain.Step("short", 0, shortPrompt);
+        runs.Clear();
 
-        // Hold the thread so both steps are queued when the loop next looks: the 40-token prefill runs in 10
-        // chunks, one per turn, and the decode step finishes in the first turn.
-        using var gate = new ManualResetEventSlim();
-        await chain.Reserve("holder");
-        var held = chain.Step("holder", 0, [1], (logits, _) => { gate.Wait(); return 0; });
-        var prefill = batcher.StepAsync(new StepJob { SessionId = "long", PastLength = 0, TokenCount = 40, Tokens = longPrompt, Sample = (l, _) => Sampler.ArgMax(l) });
-        var decode = batcher.StepAsync(Decode("short", shortPrompt.Length, t0));
-        gate.Set();
-        await held;
-        var finished = await Task.WhenAny(prefill, decode);
-        Assert.Same(decode, finished);
-        Assert.Equal(Alone(w, longPrompt, 1)[0], (await prefill).Token);
-        Assert.Equal(Alone(w, shortPrompt, 2)[1], (await decode).Token);
+        // Once the 40-token prompt's first chunk has run, a decode step arrives: it must run in the next turn,
+        // between chunks, not after the whole prompt.
+        Task<StepOutcome>? decode = null;
+        onFirstChunk = () => decode = batcher.StepAsync(Decode("short", shortPrompt.Length, t0));
+        var prefill = await batcher.StepAsync(new StepJob
+        {
+            SessionId = "long", PastLength = 0, TokenCount = 40, Tokens = longPrompt, Sample = (l, _) => Sampler.ArgMax(l),
+        });
+        var decoded = await decode!;
+
+        var sequence = runs.ToArray();
+        Assert.Equal(11, sequence.Length);                        // 10 chunks of 4 tokens and one decode run
+        Assert.Equal((1, 1), sequence[1]);                        // the decode run, right after the first chunk
+        Assert.All(sequence.Where((_, i) => i != 1), r => Assert.Equal((1, 4), r));
+        Assert.Equal(Alone(w, longPrompt, 1)[0], prefill.Token);
+        Assert.Equal(Alone(w, shortPrompt, 2)[1], decoded.Token);
     }
 
     [Fact]
@@ -242,7 +256,7 @@ public sealed class StageBatcherTests
     {
         using var w = MemoryTensorSource.Random(Config, seed: 13);
         var tags = new KeyValuePair<string, object?>[] { new("model", "metrics-test"), new("stage", 0) };
-        using var chain = new Chain(w, stages: 1, slots: 4, new BatcherOptions { Tags = tags });
+        using var chain = new Chain(w, stages: 1, slots: 5, new BatcherOptions { Tags = tags });
         var batchSizes = new ConcurrentBag<int>();
         var gauges = new ConcurrentDictionary<string, double>();
         var sums = new ConcurrentDictionary<string, long>();
@@ -263,14 +277,29 @@ public sealed class StageBatcherTests
         listener.SetMeasurementEventCallback<double>((i, v, t, _) => { if (Mine(t)) gauges[i.Name] = v; });
         listener.Start();
 
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(i => Task.Run(() => chain.Generate($"m{i}", Prompt(i, 4), 8))));
-        await chain.Reserve("idle");
+        // Four sessions prefill (4 tokens each); then, with the batch thread held by a fifth session's sampler,
+        // all four queue a decode step, which run as one batch of 4 once it is let go.
+        var batcher = chain.Batchers[0];
+        var next = new int[4];
+        for (int i = 0; i < 4; i++)
+        {
+            await chain.Reserve($"m{i}");
+            next[i] = await chain.Step($"m{i}", 0, Prompt(i, 4));
+        }
+        using var gate = new ManualResetEventSlim();
+        await chain.Reserve("holder");
+        var held = chain.Step("holder", 0, [1, 2], (logits, _) => { gate.Wait(); return 0; }); // a prefill: never in the decode batch
+        var decodes = Enumerable.Range(0, 4).Select(i => batcher.StepAsync(Decode($"m{i}", 4, next[i]))).ToArray();
+        gate.Set();
+        await held;
+        await Task.WhenAll(decodes);
+        foreach (var s in new[] { "m0", "m1", "m2", "holder" }) chain.Release(s);
         listener.RecordObservableInstruments();
 
-        Assert.Contains(batchSizes, b => b > 1);
-        Assert.Equal(4 * 4 + 4 * 7, sums["strata_stage_tokens_total"]); // prompts, then 7 decode runs each (the 8th token is sampled, not run)
+        Assert.Contains(4, batchSizes);
+        Assert.Equal(4 * 4 + 2 + 4, sums["strata_stage_tokens_total"]); // four prompts, the holder's, one decode batch
         Assert.Equal(5, sums["strata_requests_admitted_total"]);
-        Assert.Equal(0.25, gauges["strata_kv_cache_usage_perc"]);
+        Assert.Equal(0.2, gauges["strata_kv_cache_usage_perc"]); // m3 still holds one of the 5 slots
         Assert.Equal(1, gauges["strata_num_requests_running"]);
         Assert.Equal(0, gauges["strata_num_requests_waiting"]);
         Assert.Equal(0, gauges["strata_stage_queue_depth"]);

@@ -47,4 +47,12 @@ public class ModelFootprintTests
         Assert.Equal(4096, f.KvBytesPerTokenPerLayer);
         Assert.Equal(320 * 1024, f.KvBytesPerToken);
     }
+
+    [Fact]
+    public void A_tied_head_counts_the_embedding_copy_the_last_stage_holds()
+    {
+        var untied = Manifest(3);
+        var tied = untied with { Config = untied.Config with { TieWordEmbeddings = true } };
+        Assert.Equal(ModelFootprint.From(untied, 2).HeadBytes + untied.Embedding.Bytes, ModelFootprint.From(tied, 2).HeadBytes);
+    }
 }

@@ -160,4 +160,16 @@ public class StagePlannerTests
         var e = Assert.Throws<PlanningException>(() => StagePlanner.Plan(Uniform(4, GB), [], new PlanOptions()));
         Assert.StartsWith("no silos", e.Message);
     }
+
+    [Fact]
+    public void Equal_silos_balance_the_bytes_each_stage_reads_per_step_not_the_bytes_it_holds()
+    {
+        // 12 layers of 100 MB; a 350 MB embedding (first stage, only looked up) and a 350 MB tied head (last stage,
+        // read every step). Holding-balanced would be 6/6; step-balanced puts 8 layers first (800 vs 750 MB a step).
+        var model = new ModelFootprint(350_000_000, Enumerable.Repeat(100_000_000L, 12).ToArray(), 350_000_000, 1024);
+        SiloCapacity[] silos = [new("silo-1", "cpu", 8 * GB), new("silo-2", "cpu", 8 * GB)];
+        var plan = StagePlanner.Plan(model, silos, new PlanOptions { Stages = 2 });
+        Valid(plan, model, silos, new PlanOptions { Stages = 2 });
+        Assert.Equal([8, 4], plan.Stages.Select(s => s.LayerCount));
+    }
 }
