@@ -129,7 +129,7 @@ public sealed class KvLeaseTable
                 Interlocked.Increment(ref _rejected);
                 throw new KvAdmissionException(_options.QueueLimit == 0
                     ? $"all {_slots.Length} KV slots are taken and the stage queues no sessions"
-                    : $"all {_slots.Length} KV slots are taken and {_waiters.Count} sessions are already waiting (queue limit {_options.QueueLimit})");
+                    : $"all {_slots.Length} KV slots are in use and the admission queue is full ({_waiters.Count} waiting, queue limit {_options.QueueLimit})");
             }
             waiter = new Waiter(sessionId);
             waiter.Node = _waiters.AddLast(waiter);
@@ -154,7 +154,7 @@ public sealed class KvLeaseTable
             }
             if (e is OperationCanceledException) throw;
             Interlocked.Increment(ref _rejected);
-            throw new KvAdmissionException($"no KV slot came free within {_options.MaxWait.TotalSeconds:0.#} s (all {_slots.Length} are taken)");
+            throw new KvAdmissionException($"no KV slot came free within {_options.MaxWait.TotalSeconds:0.#} s (all {_slots.Length} are in use)");
         }
     }
 
