@@ -76,6 +76,11 @@ public interface IShardGrain : IGrainWithStringKey
     [Alias("Release")]
     Task Release(string sessionId);
 
+    /// <summary>Unloads the stage: its weights and KV are freed and given back to the silo's budget; steps still
+    /// queued fail. A no-op when nothing is loaded.</summary>
+    [Alias("Unload")]
+    Task Unload();
+
     /// <summary>Runs one step and passes the result to the next shard; the last shard samples.</summary>
     [Alias("Step")]
     Task<StepResult> Step(StepRequest request);

@@ -56,6 +56,9 @@ internal sealed partial class ModelGrain(
             throw new StrataException(ErrorCodes.InvalidRequest, e.Message);
         }
 
+        // A redeploy replaces the running version: its stages are unloaded first, so that the new plan has the silos'
+        // memory (streams still running on the old version fail; sessions start their next turn on the new one).
+        await UnloadShards(_shards);
         _version++;
         var shards = new List<(ShardConfig, string)>();
         for (int i = plan.Stages.Count - 1; i >= 0; i--)
@@ -99,6 +102,15 @@ internal sealed partial class ModelGrain(
         if (result.Count == 0)
             throw new StrataException(ErrorCodes.InvalidRequest, "no active silo advertises Strata capacity (is any silo running with Strata configured?)");
         return result;
+    }
+
+    private async Task UnloadShards(IEnumerable<(ShardConfig Config, string Key)> shards)
+    {
+        await Task.WhenAll(shards.Select(async s =>
+        {
+            try { await grains.GetGrain<IShardGrain>(s.Key).Unload(); }
+            catch (Exception e) when (e is not OutOfMemoryException) { /* its silo is gone, and the stage with it */ }
+        }));
     }
 
     public async Task<ModelStatus> GetStatus()

@@ -35,6 +35,12 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
 
     public Task<bool> Reserve(string sessionId, CancellationToken cancellation = default) => Worker().Reserve(sessionId, cancellation);
 
+    public async Task Unload()
+    {
+        await host.Unload(Key);
+        DeactivateOnIdle();
+    }
+
     public Task Park(string sessionId)
     {
         host.Get(Key)?.Park(sessionId);

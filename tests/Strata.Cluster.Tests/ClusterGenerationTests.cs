@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Strata.Contracts;
+using Strata.Grains.Stages;
 using Strata.Engine.Generation;
 using Strata.Engine.Runtime;
 using Strata.Engine.Sampling;
@@ -268,5 +270,24 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         Assert.All(status.Stages, s => Assert.Equal(others.Length, s.ActiveSessions)); // the finished ones keep theirs for a next turn
         var info = await fx.Client.Orleans.GetGrain<ISessionGrain>("s-cb-0").GetInfo();
         Assert.False(info.HoldsKv);
+    }
+
+    [Fact]
+    public async Task A_redeploy_unloads_the_previous_version_and_returns_its_memory()
+    {
+        var hosts = fx.Cluster.Silos.Select(s => s.ServiceProvider.GetRequiredService<StageHost>()).ToArray();
+        long before = hosts.Sum(h => h.ReservedBytes);
+        var first = await Deploy("m-redeploy", stages: 2);
+        long loaded = hosts.Sum(h => h.ReservedBytes);
+        Assert.True(loaded > before);
+
+        var second = await Deploy("m-redeploy", stages: 3);
+        Assert.Equal(3, second.Stages.Count);
+        Assert.All(first.Stages, s => Assert.DoesNotContain(s.ShardKey, second.Stages.Select(t => t.ShardKey)));
+        long again = hosts.Sum(h => h.ReservedBytes);
+        Assert.InRange(again - before, (long)((loaded - before) * 0.9), (long)((loaded - before) * 1.2)); // one copy, not two
+
+        var local = Local("after a redeploy", 6);
+        Assert.Equal(local.GeneratedIds, (await Cluster("s-redeploy", "m-redeploy", "after a redeploy", 6)).Tokens);
     }
 }

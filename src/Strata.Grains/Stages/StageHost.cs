@@ -84,6 +84,15 @@ public sealed class StageHost : IDisposable
         return worker;
     }
 
+    /// <summary>Unloads a stage: steps already queued finish, later ones fail, then its memory returns to the
+    /// budget. A no-op for a key that is not loaded.</summary>
+    internal async Task Unload(string key)
+    {
+        if (!_workers.TryRemove(key, out var worker)) return;
+        await Task.Run(worker.Dispose);
+        lock (_memoryLock) _reserved -= worker.ReservedBytes;
+    }
+
     /// <summary>Takes a stage's weights and as many KV slots as asked (or as fit) from the budget.</summary>
     private int ReserveStage(long weightBytes, long slotBytes, int wantedSlots)
     {

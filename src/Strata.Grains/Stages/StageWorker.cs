@@ -35,6 +35,8 @@ internal sealed class StageWorker : IDisposable
     public string? Error { get; private set; }
     public string Device => _runtime?.Device.ToString() ?? "";
     public long WeightBytes { get; private set; }
+    /// <summary>Bytes taken from the silo's budget (weights and KV), once loaded.</summary>
+    public long ReservedBytes { get; private set; }
     public long KvBytes => _pool?.TotalBytes ?? 0;
     public int Slots => _pool?.Slots ?? 0;
     public Task Loaded { get; private set; } = Task.CompletedTask;
@@ -77,7 +79,9 @@ internal sealed class StageWorker : IDisposable
         try
         {
             long weights = tensors.Names.Sum(n => tensors.TryGet(n, out var i) ? i.ElementCount * Activations.ElementSize(runtime.Compute) : 0);
-            int slots = reserveMemory(weights, runtime.KvBytesPerPosition * c.MaxContext, c.Slots);
+            long slotBytes = runtime.KvBytesPerPosition * c.MaxContext;
+            int slots = reserveMemory(weights, slotBytes, c.Slots);
+            ReservedBytes = weights + slotBytes * slots;
             if (slots < c.Slots)
                 _logger.LogWarning("stage {Key}: memory holds KV for {Slots} sessions, fewer than the {Wanted} asked", Key, slots, c.Slots);
             WeightBytes = weights;
