@@ -11,3 +11,8 @@ catch (Exception e) when (e is ArgumentException or FormatException or Microsoft
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
 }
+catch (InvalidOperationException e) when (e.InnerException is System.Net.HttpListenerException listener)
+{
+    Console.Error.WriteLine($"error: the metrics endpoint (--metrics-port, --metrics-host) could not start: {listener.Message}");
+    return 2;
+}

@@ -76,6 +76,11 @@ public static class StrataSiloHost
         if (string.IsNullOrEmpty(text) || text == "0") return;
         if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) || port > 65535)
             throw new ArgumentException($"--metrics-port needs a port number (1-65535, or 0 for none), got '{text}'");
+        string host = builder.Configuration["Telemetry:MetricsHost"] ?? "localhost";
+        if (host is "*" or "+" or "0.0.0.0" or "::" || Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            throw new ArgumentException($"--metrics-host '{host}' is not usable: give this machine's host name or one of its IP addresses " +
+                                        "(the metrics listener cannot bind every interface at once)");
+        ProbeMetricsPort(host, port);
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("strata-silo", serviceInstanceId: builder.Configuration["Cluster:SiloName"]))
             .WithMetrics(m => m
@@ -83,8 +88,29 @@ public static class StrataSiloHost
             .AddPrometheusHttpListener(o =>
             {
                 o.Port = port;
-                o.Host = builder.Configuration["Telemetry:MetricsHost"] ?? "localhost";
+                o.Host = host;
             }));
+    }
+
+    /// <summary>Fails with one clear line when the metrics port is taken (the exporter itself would fail the host's
+    /// start with a long trace).</summary>
+    private static void ProbeMetricsPort(string host, int port)
+    {
+        var address = host == "localhost" ? System.Net.IPAddress.Loopback : System.Net.IPAddress.TryParse(host, out var ip) ? ip : null;
+        if (address is null) return;
+        var probe = new System.Net.Sockets.TcpListener(address, port);
+        try
+        {
+            probe.Start();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new ArgumentException($"--metrics-port {port} on {host} cannot be used: {e.Message}");
+        }
+        finally
+        {
+            probe.Stop();
+        }
     }
 
     /// <summary>Writes one line when the silo has joined the cluster: the signal scripts and tests wait for.</summary>
