@@ -290,4 +290,38 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         var local = Local("after a redeploy", 6);
         Assert.Equal(local.GeneratedIds, (await Cluster("s-redeploy", "m-redeploy", "after a redeploy", 6)).Tokens);
     }
+
+    [Fact]
+    public async Task A_session_whose_parked_kv_was_taken_rebuilds_it_from_its_history_on_the_next_turn()
+    {
+        await Deploy("m-evict", maxSessions: 1);
+        var first = await Cluster("s-evict-a", "m-evict", "Once upon a time", 8);
+        Assert.True((await fx.Client.Orleans.GetGrain<ISessionGrain>("s-evict-a").GetInfo()).HoldsKv); // parked, cache kept
+
+        await Cluster("s-evict-b", "m-evict", "another session takes the only slot", 4); // evicts a's parked slot
+        var second = await Cluster("s-evict-a", "m-evict", " and then", 8);
+
+        using var model = ModelLoader.Open(Path.Combine(fx.Store, ClusterFixture.Package));
+        var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
+        int[] history = [.. first.PromptIds!, .. first.Tokens, .. tokenizer.Encode(" and then", addBos: false)];
+        Assert.Equal(Local("", 8, history).GeneratedIds, second.Tokens);
+    }
+
+    [Fact]
+    public async Task After_its_kv_is_released_a_session_rebuilds_the_cache_and_continues_exactly()
+    {
+        await Deploy("m-ttl");
+        var first = await Cluster("s-ttl", "m-ttl", "Once upon a time", 8);
+        var session = fx.Client.Orleans.GetGrain<ISessionGrain>("s-ttl");
+        await session.ReleaseKv(); // what the idle TTL does
+        var info = await session.GetInfo();
+        Assert.False(info.HoldsKv);
+        Assert.Equal(first.PromptIds!.Length + first.Tokens.Length, info.HistoryTokens);
+
+        var second = await Cluster("s-ttl", "m-ttl", " and then", 8);
+        using var model = ModelLoader.Open(Path.Combine(fx.Store, ClusterFixture.Package));
+        var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
+        int[] history = [.. first.PromptIds!, .. first.Tokens, .. tokenizer.Encode(" and then", addBos: false)];
+        Assert.Equal(Local("", 8, history).GeneratedIds, second.Tokens);
+    }
 }
