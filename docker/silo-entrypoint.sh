@@ -26,4 +26,8 @@ if [ -z "$ip" ]; then
   exit 2
 fi
 echo "strata-silo: advertising $ip"
+# STRATA_METRICS_PORT: serve Prometheus metrics on that port at the same address.
+if [ -n "${STRATA_METRICS_PORT:-}" ]; then
+  set -- --metrics-port "$STRATA_METRICS_PORT" --metrics-host "$ip" "$@"
+fi
 exec dotnet /app/strata-silo.dll --advertise "$ip" "$@"
