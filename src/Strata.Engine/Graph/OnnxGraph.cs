@@ -13,13 +13,31 @@ public enum ComputeType
     Float16,
 }
 
-/// <summary>A small writer for ONNX <see cref="ModelProto"/> graphs: nodes, typed inputs and outputs, initializers.</summary>
+/// <summary>
+/// A small writer for ONNX <see cref="ModelProto"/> graphs: nodes, typed inputs and outputs, initializers. Weights go
+/// either inline (raw data in the protobuf, which must stay under 2 GB) or, given a data stream, into an external
+/// weight file at page-aligned offsets, written as they come, so the protobuf holds only the structure and no
+/// copy of the weights is kept in managed memory.
+/// </summary>
 internal sealed class OnnxGraph
 {
+    /// <summary>Alignment of external tensors in the weight file (lets ONNX Runtime map them).</summary>
+    public const int ExternalAlignment = 4096;
+
     private readonly GraphProto _graph = new() { Name = "strata_stage" };
+    private readonly Stream? _data;
+    private readonly string? _dataLocation;
     private int _nodeCount;
 
-    public OnnxGraph(ComputeType compute) => Compute = compute;
+    /// <summary>A graph with inline weights, or (with <paramref name="data"/>) weights written to that stream, which
+    /// the model refers to as <paramref name="dataLocation"/> (a path relative to the model file).</summary>
+    public OnnxGraph(ComputeType compute, Stream? data = null, string? dataLocation = null)
+    {
+        Compute = compute;
+        if ((data is null) != (dataLocation is null)) throw new ArgumentException("external data needs both a stream and its location");
+        _data = data;
+        _dataLocation = dataLocation;
+    }
 
     public ComputeType Compute { get; }
 
@@ -42,17 +60,28 @@ internal sealed class OnnxGraph
     {
         var t = new TensorProto { Name = name, DataType = ComputeElement };
         t.Dims.AddRange(dims);
+        Half[]? half = null;
         if (Compute == ComputeType.Float16)
         {
-            var half = new Half[data.Length];
+            half = new Half[data.Length];
             for (int i = 0; i < data.Length; i++) half[i] = (Half)data[i];
-            t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(half.AsSpan()));
+        }
+        ReadOnlySpan<byte> bytes = half is null ? MemoryMarshal.AsBytes(data) : MemoryMarshal.AsBytes(half.AsSpan());
+        if (_data is null)
+        {
+            t.RawData = ByteString.CopyFrom(bytes);
         }
         else
         {
-            t.RawData = ByteString.CopyFrom(MemoryMarshal.AsBytes(data));
+            long offset = (_data.Position + ExternalAlignment - 1) / ExternalAlignment * ExternalAlignment;
+            for (long pad = offset - _data.Position; pad > 0; pad--) _data.WriteByte(0);
+            _data.Write(bytes);
+            t.DataLocation = TensorProto.Types.DataLocation.External;
+            t.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = _dataLocation });
+            t.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         }
-        InitializerBytes += t.RawData.Length;
+        InitializerBytes += bytes.Length;
         _graph.Initializer.Add(t);
         return name;
     }
@@ -78,7 +107,12 @@ internal sealed class OnnxGraph
     }
 
     /// <summary>Serializes the model (opset 21 plus com.microsoft 1).</summary>
-    public byte[] ToBytes()
+    public byte[] ToBytes() => Model().ToByteArray();
+
+    /// <summary>Writes the serialized model to <paramref name="output"/>.</summary>
+    public void WriteTo(Stream output) => Model().WriteTo(output);
+
+    private ModelProto Model()
     {
         var model = new ModelProto
         {
@@ -88,7 +122,7 @@ internal sealed class OnnxGraph
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 21 });
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
-        return model.ToByteArray();
+        return model;
     }
 
     private static ValueInfoProto ValueInfo(string name, int elementType, object[] dims)

@@ -52,20 +52,37 @@ public static class StageGraphBuilder
     /// </summary>
     public static int AttentionHeadDim(LlamaConfig config) => (config.HeadDim + 15) / 16 * 16;
 
-    /// <summary>Builds the serialized ONNX model of <paramref name="stage"/>.</summary>
+    /// <summary>Writes the ONNX model of <paramref name="stage"/> into <paramref name="directory"/> as
+    /// <c>stage.onnx</c> plus its weights in <c>stage.weights</c> (external data, streamed tensor by tensor): no size
+    /// limit, and no copy of the stage's weights held in managed memory. Returns the model file's path.</summary>
     /// <param name="config">Model shape.</param>
     /// <param name="tensors">Weights (Hugging Face names); only the stage's tensors are read.</param>
     /// <param name="stage">The layer range.</param>
     /// <param name="maxContext">Positions the KV buffers hold; sizes the rotary caches.</param>
     /// <param name="compute">Element type of weights, activations and KV.</param>
-    public static byte[] Build(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute)
+    /// <param name="directory">Where to write the two files (created if missing).</param>
+    public static string Write(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute, string directory)
+    {
+        Directory.CreateDirectory(directory);
+        const string weightsFile = "stage.weights";
+        string modelPath = Path.Combine(directory, "stage.onnx");
+        using (var data = new FileStream(Path.Combine(directory, weightsFile), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            var g = new OnnxGraph(compute, data, weightsFile);
+            Build(g, config, tensors, stage, maxContext);
+            using var model = new FileStream(modelPath, FileMode.Create, FileAccess.Write);
+            g.WriteTo(model);
+        }
+        return modelPath;
+    }
+
+    private static void Build(OnnxGraph g, LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext)
     {
         stage.Validate();
         if (stage.TotalLayers != config.NumLayers)
             throw new ArgumentException($"stage is planned for {stage.TotalLayers} layers but the model has {config.NumLayers}", nameof(stage));
         if (maxContext < 1) throw new ArgumentOutOfRangeException(nameof(maxContext), "max context must be positive");
 
-        var g = new OnnxGraph(compute);
         var w = new WeightReader(tensors);
         int h = config.HiddenSize, d = AttentionHeadDim(config), nkv = config.NumKvHeads;
         int el = g.ComputeElement;
@@ -109,7 +126,6 @@ public static class StageGraphBuilder
         {
             AddHead(g, w, config);
         }
-        return g.ToBytes();
     }
 
     private static (string Residual, string Mlp) AddLayer(OnnxGraph g, WeightReader w, LlamaConfig c, int i, string x, string? pendingMlp)

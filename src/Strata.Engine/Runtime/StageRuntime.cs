@@ -68,8 +68,7 @@ public sealed partial class StageRuntime : IDisposable
                 cudaOptions = NewSessionOptions();
                 cudaOptions.AppendExecutionProvider_CUDA(options.Device.Index);
                 var compute = options.Precision ?? ComputeType.Float16;
-                var graph = StageGraphBuilder.Build(config, tensors, stage, maxContext, compute);
-                var session = new InferenceSession(graph, cudaOptions);
+                var session = CreateSession(config, tensors, stage, maxContext, compute, cudaOptions);
                 return new StageRuntime(config, stage, session, compute, options.Device, maxContext, logger);
             }
             catch (OnnxRuntimeException e)
@@ -84,9 +83,27 @@ public sealed partial class StageRuntime : IDisposable
 
         using var cpuOptions = NewSessionOptions();
         var cpuCompute = options.Device.IsCuda ? ComputeType.Float32 : options.Precision ?? ComputeType.Float32;
-        var cpuGraph = StageGraphBuilder.Build(config, tensors, stage, maxContext, cpuCompute);
-        var cpuSession = new InferenceSession(cpuGraph, cpuOptions);
+        var cpuSession = CreateSession(config, tensors, stage, maxContext, cpuCompute, cpuOptions);
         return new StageRuntime(config, stage, cpuSession, cpuCompute, DeviceSpec.Cpu, maxContext, logger);
+    }
+
+    /// <summary>Writes the stage graph with its weights as external data into a scratch folder under the temporary
+    /// directory ($TMPDIR), creates the session from it and deletes the folder: ONNX Runtime has its own copy then.
+    /// The folder needs about the stage's weight size of disk while loading.</summary>
+    private static InferenceSession CreateSession(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext,
+        ComputeType compute, SessionOptions options)
+    {
+        string scratch = Path.Combine(Path.GetTempPath(), $"strata-stage-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            string model = StageGraphBuilder.Write(config, tensors, stage, maxContext, compute, scratch);
+            return new InferenceSession(model, options);
+        }
+        finally
+        {
+            try { Directory.Delete(scratch, recursive: true); }
+            catch (IOException) { /* best effort: it is in the temporary directory */ }
+        }
     }
 
     private static SessionOptions NewSessionOptions()
