@@ -26,7 +26,8 @@ public sealed record StepRequest(
     [property: Id(4)] byte[]? Hidden,
     [property: Id(5)] string HiddenType,
     [property: Id(6)] SamplingSpec Sampling,
-    [property: Id(7)] ulong[] RngState);
+    [property: Id(7)] ulong[] RngState,
+    [property: Id(8)] long Epoch = 0);
 
 /// <summary>The sampled token and the RNG state after sampling (the session keeps it).</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepResult")]
@@ -61,11 +62,11 @@ public interface IShardGrain : IGrainWithStringKey
     [Alias("GetStatus")]
     Task<ShardStatus> GetStatus();
 
-    /// <summary>Reserves a KV slot for a session, waiting in the stage's bounded queue while every slot is held by a
-    /// running session. Returns true when the session already held its slot (its cache is still there), false for a
+    /// <summary>Reserves a KV slot for a session's turn <paramref name="epoch"/> (its steps carry the same epoch),
+    /// waiting in the stage's bounded queue while every slot is held by a running session. Returns true when the session already held its slot (its cache is still there), false for a
     /// new, empty slot. Fails with <see cref="ErrorCodes.Overloaded"/> when the queue is full or the wait runs out.</summary>
     [Alias("Reserve"), ResponseTimeout("00:10:00")]
-    Task<bool> Reserve(string sessionId, CancellationToken cancellation = default);
+    Task<bool> Reserve(string sessionId, long epoch = 0, CancellationToken cancellation = default);
 
     /// <summary>Marks a session between turns: its cache stays for the next turn, but a waiting session may take
     /// the slot (the session then rebuilds its cache from its history).</summary>
@@ -78,7 +79,7 @@ public interface IShardGrain : IGrainWithStringKey
 
     /// <summary>Unloads the stage: its weights and KV are freed and given back to the silo's budget; steps still
     /// queued fail. A no-op when nothing is loaded.</summary>
-    [Alias("Unload")]
+    [Alias("Unload"), ResponseTimeout("00:05:00")]
     Task Unload();
 
     /// <summary>Runs one step and passes the result to the next shard; the last shard samples.</summary>

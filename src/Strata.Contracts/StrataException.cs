@@ -28,4 +28,7 @@ public static class ErrorCodes
     public const string ContextOverflow = "context_overflow";
     /// <summary>A stage failed or is unreachable.</summary>
     public const string StageFailed = "stage_failed";
+    /// <summary>A stage no longer holds the KV the step expects (released, expired, evicted or of another turn); the
+    /// session reserves again and rebuilds it from its history.</summary>
+    public const string KvLost = "kv_lost";
 }

@@ -27,6 +27,8 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
     private bool _busy;
     private DateTime _lastActive = DateTime.UtcNow;
     private IGrainTimer? _ttlTimer;
+    private long _turn;           // epoch of the current turn; the stages refuse steps of another one
+    private const int MaxKvRebuilds = 2;
 
     private string Id => this.GetPrimaryKeyString();
 
@@ -148,8 +150,9 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         int promptTokens = added.Length;
         var tags = new TagList { { "model", request.Model } };
         StrataMetrics.PromptTokens.Add(promptTokens, tags);
+        _turn++;
+        await Reserve(route, cancellation); // the prompt joins the history only once the turn is admitted
         _history.AddRange(added);
-        await Reserve(route, cancellation);
         int cachedAtStart = _cached;
 
         if (request.Seed is ulong || _rng is null)
@@ -158,13 +161,25 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         var stop = new StopChecker(stopIds, request.StopStrings, request.MaxNewTokens);
         var decoder = tokenizer.CreateStreamingDecoder();
         var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
-        int generated = 0;
+        int generated = 0, rebuilds = 0;
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
             int[] pending = _history.GetRange(_cached, _history.Count - _cached).ToArray();
-            var result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng))
-                .WaitAsync(options.Value.StepTimeout, cancellation);
+            StepResult result;
+            try
+            {
+                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng, _turn))
+                    .WaitAsync(options.Value.StepTimeout, cancellation);
+            }
+            catch (StrataException e) when (e.Code == ErrorCodes.KvLost && rebuilds < MaxKvRebuilds)
+            {
+                // A stage dropped this session's KV (idle expiry, eviction): take slots again and replay the history.
+                rebuilds++;
+                await ReleaseKv();
+                await Reserve(route, cancellation);
+                continue;
+            }
             _cached = _history.Count;
             _rng = result.RngState;
             _history.Add(result.Token);
@@ -200,7 +215,7 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         try
         {
             foreach (var key in route.ShardKeys)
-                kept &= await grains.GetGrain<IShardGrain>(key).Reserve(Id, cancellation);
+                kept &= await grains.GetGrain<IShardGrain>(key).Reserve(Id, _turn, cancellation);
         }
         catch
         {

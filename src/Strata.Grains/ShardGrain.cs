@@ -33,7 +33,8 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
                 w.WaitingSessions, w.QueuedSteps));
     }
 
-    public Task<bool> Reserve(string sessionId, CancellationToken cancellation = default) => Worker().Reserve(sessionId, cancellation);
+    public Task<bool> Reserve(string sessionId, long epoch = 0, CancellationToken cancellation = default) =>
+        Worker().Reserve(sessionId, epoch, cancellation);
 
     public async Task Unload()
     {

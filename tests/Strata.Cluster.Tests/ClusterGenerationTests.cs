@@ -324,4 +324,45 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         int[] history = [.. first.PromptIds!, .. first.Tokens, .. tokenizer.Encode(" and then", addBos: false)];
         Assert.Equal(Local("", 8, history).GeneratedIds, second.Tokens);
     }
+
+    [Fact]
+    public async Task When_one_stage_drops_a_sessions_kv_the_next_turn_rebuilds_it_and_continues_exactly()
+    {
+        await Deploy("m-kvlost");
+        var first = await Cluster("s-kvlost", "m-kvlost", "Once upon a time", 8);
+        var route = await fx.Client.Orleans.GetGrain<IModelGrain>("m-kvlost").GetRoute();
+        // Stage 1 loses the session's cache but holds an empty slot under its name (as after an expiry and a
+        // reservation): the session believes its cache is kept, its next step is refused (kv_lost), and it must
+        // take slots again and replay its history.
+        var stage1 = fx.Client.Orleans.GetGrain<IShardGrain>(route.ShardKeys[1]);
+        await stage1.Release("s-kvlost");
+        await stage1.Reserve("s-kvlost");
+
+        var second = await Cluster("s-kvlost", "m-kvlost", " and then", 8);
+        using var model = ModelLoader.Open(Path.Combine(fx.Store, ClusterFixture.Package));
+        var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
+        int[] history = [.. first.PromptIds!, .. first.Tokens, .. tokenizer.Encode(" and then", addBos: false)];
+        Assert.Equal(Local("", 8, history).GeneratedIds, second.Tokens);
+    }
+
+    [Fact]
+    public async Task A_turn_refused_for_lack_of_kv_leaves_the_sessions_history_as_it_was()
+    {
+        await Deploy("m-refused", maxSessions: 1, queue: 0);
+        var route = await fx.Client.Orleans.GetGrain<IModelGrain>("m-refused").GetRoute();
+        var shards = route.ShardKeys.Select(k => fx.Client.Orleans.GetGrain<IShardGrain>(k)).ToArray();
+        foreach (var shard in shards) await shard.Reserve("holder"); // a running session's slot: not evictable
+        try
+        {
+            var e = await Assert.ThrowsAsync<StrataException>(() => Cluster("s-refused", "m-refused", "no room", 4));
+            Assert.Equal(ErrorCodes.Overloaded, e.Code);
+            Assert.Equal(0, (await fx.Client.Orleans.GetGrain<ISessionGrain>("s-refused").GetInfo()).HistoryTokens);
+        }
+        finally
+        {
+            foreach (var shard in shards) await shard.Release("holder");
+        }
+        var after = await Cluster("s-refused", "m-refused", "no room", 4); // the same session, admitted now
+        Assert.Equal(Local("no room", 4).GeneratedIds, after.Tokens);
+    }
 }

@@ -15,6 +15,9 @@ public sealed class KvLease
     /// <summary>The slot in the stage's KV pool.</summary>
     public int Slot { get; }
 
+    /// <summary>The session's turn (epoch) this lease was last reserved for: steps of another turn are stale.</summary>
+    public long Epoch { get; internal set; }
+
     /// <summary>Positions cached in the slot (written only by the stage's batch thread).</summary>
     public int Length { get; internal set; }
 
@@ -72,6 +75,7 @@ public sealed class KvLeaseTable
     private readonly LinkedList<Waiter> _waiters = new();
     private readonly AdmissionOptions _options;
     private long _admitted, _rejected, _evicted;
+    private bool _closed;
 
     /// <summary>Creates a table of <paramref name="slots"/> slots.</summary>
     public KvLeaseTable(int slots, AdmissionOptions? options = null)
@@ -110,20 +114,25 @@ public sealed class KvLeaseTable
     public long Evicted => Interlocked.Read(ref _evicted);
 
     /// <summary>Gives <paramref name="sessionId"/> a slot, waiting in the queue when none is free. Returns at once
-    /// when the session already holds one.</summary>
-    /// <exception cref="KvAdmissionException">The queue is full, or no slot came free within the wait.</exception>
+    /// when the session already holds one. The lease is stamped with <paramref name="epoch"/> (the session's turn):
+    /// steps that carry another epoch are refused as stale.</summary>
+    /// <exception cref="KvAdmissionException">The queue is full, no slot came free within the wait, or the stage is
+    /// closing.</exception>
     /// <exception cref="OperationCanceledException">The caller gave up while waiting.</exception>
-    public async Task<KvReservation> ReserveAsync(string sessionId, CancellationToken cancellation = default)
+    public async Task<KvReservation> ReserveAsync(string sessionId, long epoch = 0, CancellationToken cancellation = default)
     {
         Waiter waiter;
         lock (_lock)
         {
+            if (_closed) throw new KvAdmissionException("the stage is unloading");
             if (_leases.TryGetValue(sessionId, out var held))
             {
                 held.Parked = false;
+                held.Epoch = epoch;
+                held.LastUsed = DateTime.UtcNow;
                 return new KvReservation(held, true);
             }
-            if (_waiters.Count == 0 && TryTakeSlot(sessionId) is KvLease lease) return new KvReservation(lease, false);
+            if (_waiters.Count == 0 && TryTakeSlot(sessionId, epoch) is KvLease lease) return new KvReservation(lease, false);
             if (_waiters.Count >= _options.QueueLimit || _options.MaxWait == TimeSpan.Zero)
             {
                 Interlocked.Increment(ref _rejected);
@@ -131,7 +140,7 @@ public sealed class KvLeaseTable
                     ? $"all {_slots.Length} KV slots are taken and the stage queues no sessions"
                     : $"all {_slots.Length} KV slots are in use and the admission queue is full ({_waiters.Count} waiting, queue limit {_options.QueueLimit})");
             }
-            waiter = new Waiter(sessionId);
+            waiter = new Waiter(sessionId, epoch);
             waiter.Node = _waiters.AddLast(waiter);
         }
 
@@ -158,15 +167,37 @@ public sealed class KvLeaseTable
         }
     }
 
-    /// <summary>Frees the session's slot (no-op when it holds none) and hands it to the first waiting session.</summary>
+    /// <summary>Frees the session's slot and hands it to the first waiting session; a session still waiting for a
+    /// slot leaves the queue instead (its reservation fails). False when the session had neither.</summary>
     public bool Release(string sessionId)
     {
         lock (_lock)
         {
-            if (!_leases.Remove(sessionId, out var lease)) return false;
-            _slots[lease.Slot] = null;
-            GrantWaiters();
-            return true;
+            if (_leases.Remove(sessionId, out var lease))
+            {
+                _slots[lease.Slot] = null;
+                GrantWaiters();
+                return true;
+            }
+            for (var node = _waiters.First; node is not null; node = node.Next)
+            {
+                if (node.Value.SessionId != sessionId) continue;
+                _waiters.Remove(node);
+                node.Value.Granted.TrySetException(new KvAdmissionException("the session was released while it waited for a KV slot"));
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>Refuses new reservations and fails every waiting one (the stage is unloading).</summary>
+    public void Close()
+    {
+        lock (_lock)
+        {
+            _closed = true;
+            foreach (var w in _waiters) w.Granted.TrySetException(new KvAdmissionException("the stage is unloading"));
+            _waiters.Clear();
         }
     }
 
@@ -183,12 +214,20 @@ public sealed class KvLeaseTable
         }
     }
 
-    /// <summary>Frees leases unused for longer than <paramref name="ttl"/>; returns how many.</summary>
+    /// <summary>Frees leases unused for longer than <paramref name="ttl"/> (their session is gone); returns how many.</summary>
     public int ExpireIdle(TimeSpan ttl, DateTime now)
     {
-        List<string> stale;
-        lock (_lock) stale = _leases.Values.Where(l => now - l.LastUsed > ttl).Select(l => l.SessionId).ToList();
-        return stale.Count(Release);
+        lock (_lock)
+        {
+            var stale = _leases.Values.Where(l => now - l.LastUsed > ttl).ToList();
+            foreach (var lease in stale)
+            {
+                _leases.Remove(lease.SessionId);
+                _slots[lease.Slot] = null;
+            }
+            if (stale.Count > 0) GrantWaiters();
+            return stale.Count;
+        }
     }
 
     /// <summary>The session's lease, if it holds one.</summary>
@@ -203,7 +242,7 @@ public sealed class KvLeaseTable
         lock (_lock) return (KvLease?[])_slots.Clone();
     }
 
-    private KvLease? TryTakeSlot(string sessionId)
+    private KvLease? TryTakeSlot(string sessionId, long epoch)
     {
         if (_leases.TryGetValue(sessionId, out var held)) return held; // the same session queued twice
         int slot = Array.IndexOf(_slots, null);
@@ -216,7 +255,7 @@ public sealed class KvLeaseTable
             slot = victim.Slot;
             Interlocked.Increment(ref _evicted);
         }
-        var lease = new KvLease(sessionId, slot);
+        var lease = new KvLease(sessionId, slot) { Epoch = epoch };
         _slots[slot] = lease;
         _leases[sessionId] = lease;
         Interlocked.Increment(ref _admitted);
@@ -227,15 +266,16 @@ public sealed class KvLeaseTable
     {
         while (_waiters.First is { } first)
         {
-            if (TryTakeSlot(first.Value.SessionId) is not KvLease lease) return;
+            if (TryTakeSlot(first.Value.SessionId, first.Value.Epoch) is not KvLease lease) return;
             _waiters.RemoveFirst();
             first.Value.Granted.TrySetResult(lease); // continuations run asynchronously, outside the lock
         }
     }
 
-    private sealed class Waiter(string sessionId)
+    private sealed class Waiter(string sessionId, long epoch)
     {
         public string SessionId { get; } = sessionId;
+        public long Epoch { get; } = epoch;
         public TaskCompletionSource<KvLease> Granted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public LinkedListNode<Waiter>? Node { get; set; }
     }

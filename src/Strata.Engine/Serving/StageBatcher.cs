@@ -50,6 +50,8 @@ public sealed class StepJob
     public required string SessionId { get; init; }
     /// <summary>Positions of the session already cached at this stage.</summary>
     public required int PastLength { get; init; }
+    /// <summary>The session's turn the step belongs to (as given at reservation); a step of an ended turn is stale.</summary>
+    public long Epoch { get; init; }
     /// <summary>New tokens (1 = decode).</summary>
     public required int TokenCount { get; init; }
     /// <summary>First stage: the token ids.</summary>
@@ -59,6 +61,11 @@ public sealed class StepJob
     /// <summary>Last stage: picks the next token from the last position's logits.</summary>
     public RowSampler? Sample { get; init; }
 }
+
+/// <summary>The stage does not hold the session's KV the step expects: the lease is gone (released, expired or
+/// evicted), holds fewer positions, or belongs to another turn. The session can reserve again and rebuild its cache
+/// from its history.</summary>
+public sealed class KvLostException(string message) : InvalidOperationException(message);
 
 /// <summary>What a step produced.</summary>
 /// <param name="Hidden">Activations [1, tokens, hidden] for the next stage (null at the last stage).</param>
@@ -88,6 +95,7 @@ public sealed partial class StageBatcher : IDisposable
     private readonly KeyValuePair<string, object?>[] _prefillTags, _decodeTags;
     private int _queueDepth;
     private float[] _logits = [];
+    private volatile bool _stopping;
 
     /// <summary>Starts the batch thread for a loaded stage and its KV pool (the batcher owns neither).</summary>
     public StageBatcher(StageRuntime runtime, KvPool pool, BatcherOptions? options = null, ILogger? logger = null)
@@ -118,11 +126,11 @@ public sealed partial class StageBatcher : IDisposable
     internal ReadOnlySpan<KeyValuePair<string, object?>> Tags => _tags;
 
     /// <summary>Admits a session (waiting in the queue when every slot is taken); see <see cref="KvLeaseTable.ReserveAsync"/>.</summary>
-    public async Task<KvReservation> ReserveAsync(string sessionId, CancellationToken cancellation = default)
+    public async Task<KvReservation> ReserveAsync(string sessionId, long epoch = 0, CancellationToken cancellation = default)
     {
         try
         {
-            var reservation = await Leases.ReserveAsync(sessionId, cancellation).ConfigureAwait(false);
+            var reservation = await Leases.ReserveAsync(sessionId, epoch, cancellation).ConfigureAwait(false);
             if (!reservation.Kept) StrataMetrics.RequestsAdmitted.Add(1, _tags);
             return reservation;
         }
@@ -134,11 +142,12 @@ public sealed partial class StageBatcher : IDisposable
     }
 
     /// <summary>Queues a step. Shape errors throw <see cref="ArgumentException"/> here; lease errors fail the task
-    /// with <see cref="InvalidOperationException"/>, a step past the KV capacity with
-    /// <see cref="ContextOverflowException"/>.</summary>
+    /// with <see cref="KvLostException"/>, a step past the KV capacity with <see cref="ContextOverflowException"/>,
+    /// a step still queued when the stage shuts down with <see cref="ObjectDisposedException"/>.</summary>
     public Task<StepOutcome> StepAsync(StepJob job)
     {
         CheckShape(job);
+        if (_stopping) throw new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} is shutting down");
         var pending = new Pending(job);
         Interlocked.Increment(ref _queueDepth);
         try
@@ -174,6 +183,9 @@ public sealed partial class StageBatcher : IDisposable
                 throw new ArgumentException($"activations are [{job.Hidden.Rows}, {job.Hidden.Tokens}] but the step is [1, {job.TokenCount}]");
         }
         if (_runtime.Stage.IsLast && job.Sample is null) throw new ArgumentException("the last stage needs a sampler");
+        long outputBytes = (long)job.TokenCount * config.HiddenSize * Activations.ElementSize(_runtime.Compute);
+        if (!_runtime.Stage.IsLast && outputBytes > Array.MaxLength)
+            throw new ArgumentException($"a step of {job.TokenCount} tokens makes {outputBytes} bytes of activations, more than one buffer holds; send fewer tokens per step");
     }
 
     private void Loop()
@@ -193,44 +205,53 @@ public sealed partial class StageBatcher : IDisposable
 
         void Finish(Pending p)
         {
+            if (p.Finished) return;
+            p.Finished = true;
             busy.Remove(p.Job.SessionId);
             Interlocked.Decrement(ref _queueDepth);
         }
 
-        try
+        var inTurn = new List<Pending>();
+        while (!_stopping)
         {
-            while (true)
+            if (decode.Count == 0 && prefill.Count == 0 && current is null)
             {
-                if (decode.Count == 0 && prefill.Count == 0 && current is null)
-                {
-                    if (!_inbox.TryTake(out var first, Timeout.Infinite)) break; // shut down
-                    Admit(first);
-                }
-                while (_inbox.TryTake(out var more)) Admit(more);
+                if (!_inbox.TryTake(out var first, Timeout.Infinite)) break; // shut down
+                Admit(first);
+            }
+            while (_inbox.TryTake(out var more)) Admit(more);
 
-                if (decode.Count > 0) RunDecode(decode, Finish);
-                current = RunPrefill(prefill, current, Finish);
-
-                if (deferred.Count > 0)
+            inTurn.Clear();
+            try
+            {
+                if (decode.Count > 0) RunDecode(decode, Finish, inTurn);
+                current = RunPrefill(prefill, current, Finish, inTurn);
+            }
+            catch (Exception e)
+            {
+                // A bug, not a bad step (those fail alone inside): fail this turn's steps, keep the stage serving.
+                LogTurnFailed(_logger, _runtime.Stage.ToString(), e);
+                foreach (var p in inTurn)
                 {
-                    var again = deferred.ToList();
-                    deferred.Clear();
-                    foreach (var p in again) Admit(p);
+                    Finish(p);
+                    p.Done.TrySetException(e);
                 }
+                decode.RemoveAll(p => p.Finished);
+                if (current is not null && current.Step.Finished) current = null;
+            }
+
+            if (deferred.Count > 0)
+            {
+                var again = deferred.ToList();
+                deferred.Clear();
+                foreach (var p in again) Admit(p);
             }
         }
-        catch (Exception e)
-        {
-            LogLoopFailed(_logger, _runtime.Stage.ToString(), e);
-            throw;
-        }
-        finally
-        {
-            var gone = new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} shut down");
-            foreach (var p in decode.Concat(prefill).Concat(deferred)) p.Done.TrySetException(gone);
-            current?.Step.Done.TrySetException(gone);
-            while (_inbox.TryTake(out var left)) left.Done.TrySetException(gone);
-        }
+
+        var gone = new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} shut down");
+        foreach (var p in decode.Concat(prefill).Concat(deferred)) p.Done.TrySetException(gone);
+        current?.Step.Done.TrySetException(gone);
+        while (_inbox.TryTake(out var left)) left.Done.TrySetException(gone);
     }
 
     /// <summary>Resolves the lease of a step and checks it can run; fails the step (only) when not.</summary>
@@ -239,9 +260,11 @@ public sealed partial class StageBatcher : IDisposable
         var job = p.Job;
         Exception? error = null;
         if (!Leases.TryGet(job.SessionId, out var lease))
-            error = new InvalidOperationException($"session {job.SessionId} holds no KV slot at stage {_runtime.Stage}; reserve first");
+            error = new KvLostException($"session {job.SessionId} holds no KV slot at stage {_runtime.Stage}; reserve first");
+        else if (job.Epoch != lease.Epoch)
+            error = new KvLostException($"step for session {job.SessionId} belongs to turn {job.Epoch} but its KV slot at stage {_runtime.Stage} was reserved for turn {lease.Epoch}");
         else if (job.PastLength > lease.Length)
-            error = new InvalidOperationException(
+            error = new KvLostException(
                 $"step for session {job.SessionId} starts at position {job.PastLength} but stage {_runtime.Stage} holds {lease.Length}");
         else if (job.PastLength + job.TokenCount > _runtime.MaxContext)
             error = new ContextOverflowException(job.PastLength + job.TokenCount, _runtime.MaxContext);
@@ -251,10 +274,11 @@ public sealed partial class StageBatcher : IDisposable
         return null;
     }
 
-    private void RunDecode(List<Pending> decode, Action<Pending> finish)
+    private void RunDecode(List<Pending> decode, Action<Pending> finish, List<Pending> inTurn)
     {
         int take = Math.Min(decode.Count, _options.MaxBatch);
         var rows = new List<(Pending Step, KvLease Lease)>(take);
+        inTurn.AddRange(decode.Take(take));
         foreach (var p in decode.Take(take))
             if (Resolve(p, finish) is KvLease lease) rows.Add((p, lease));
         decode.RemoveRange(0, take);
@@ -358,17 +382,28 @@ public sealed partial class StageBatcher : IDisposable
 
     /// <summary>Runs prefill chunks, oldest prompt first, until the turn's token budget is spent. Returns the prompt
     /// still in progress.</summary>
-    private Prefill? RunPrefill(Queue<Pending> queue, Prefill? current, Action<Pending> finish)
+    private Prefill? RunPrefill(Queue<Pending> queue, Prefill? current, Action<Pending> finish, List<Pending> inTurn)
     {
         var runtime = _runtime;
         int budget = _options.PrefillChunk;
+        if (current is not null) inTurn.Add(current.Step);
         while (budget > 0)
         {
             if (current is null)
             {
                 if (!queue.TryDequeue(out var next)) return null;
+                inTurn.Add(next);
                 if (Resolve(next, finish) is not KvLease lease) continue;
                 current = new Prefill(next, lease, runtime);
+            }
+            else if (!Leases.TryGet(current.Step.Job.SessionId, out var still) || !ReferenceEquals(still, current.Lease))
+            {
+                // Released (cancelled turn, expiry) between two chunks: the slot may be someone else's now.
+                finish(current.Step);
+                current.Step.Done.TrySetException(new KvLostException(
+                    $"session {current.Step.Job.SessionId} lost its KV slot at stage {runtime.Stage} during its prefill"));
+                current = null;
+                continue;
             }
 
             var job = current.Step.Job;
@@ -435,18 +470,24 @@ public sealed partial class StageBatcher : IDisposable
         return new Activations(a.Type, 1, tokens, a.Hidden, data);
     }
 
-    /// <summary>Stops the batch thread; queued steps fail with <see cref="ObjectDisposedException"/>.</summary>
+    /// <summary>Stops the batch thread after the run in progress; queued steps fail with
+    /// <see cref="ObjectDisposedException"/>, waiting reservations with <see cref="KvAdmissionException"/>. Returns
+    /// once the thread has stopped, so the caller may free the KV pool and the runtime.</summary>
     public void Dispose()
     {
+        if (_stopping) return;
         StrataMetrics.Unregister(this);
+        Leases.Close();
+        _stopping = true;
         _inbox.CompleteAdding();
-        _thread.Join(TimeSpan.FromSeconds(30));
+        _thread.Join();
         _inbox.Dispose();
     }
 
     private sealed class Pending(StepJob job)
     {
         public StepJob Job { get; } = job;
+        public bool Finished { get; set; }
         public long Enqueued { get; } = Stopwatch.GetTimestamp();
         public TaskCompletionSource<StepOutcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
@@ -457,12 +498,12 @@ public sealed partial class StageBatcher : IDisposable
         public KvLease Lease { get; } = lease;
         public int RowBytes { get; } = runtime.Config.HiddenSize * Activations.ElementSize(runtime.Compute);
         public byte[]? Output { get; } = runtime.Stage.IsLast ? null
-            : new byte[step.Job.TokenCount * runtime.Config.HiddenSize * Activations.ElementSize(runtime.Compute)];
+            : new byte[(long)step.Job.TokenCount * runtime.Config.HiddenSize * Activations.ElementSize(runtime.Compute)];
         public int Done { get; set; }
         public double? QueueMilliseconds { get; set; }
         public double RunMilliseconds { get; set; }
     }
 
-    [LoggerMessage(Level = LogLevel.Critical, Message = "the batch loop of stage {Stage} failed")]
-    private static partial void LogLoopFailed(ILogger logger, string stage, Exception e);
+    [LoggerMessage(Level = LogLevel.Error, Message = "a turn of the batch loop of stage {Stage} failed; its steps fail, the stage goes on")]
+    private static partial void LogTurnFailed(ILogger logger, string stage, Exception e);
 }

@@ -76,7 +76,7 @@ public sealed class StageHost : IDisposable
                 },
                 Tags = [new("model", config.Model), new("stage", config.StageIndex)],
             };
-            w.StartLoad(Resolve(config.PackagePath), engine, batching, ReserveStage);
+            w.StartLoad(Resolve(config.PackagePath), engine, batching, ReserveStage, ReleaseMemory);
             return w;
         });
         if (worker.Config != config)
@@ -90,7 +90,11 @@ public sealed class StageHost : IDisposable
     {
         if (!_workers.TryRemove(key, out var worker)) return;
         await Task.Run(worker.Dispose);
-        lock (_memoryLock) _reserved -= worker.ReservedBytes;
+    }
+
+    private void ReleaseMemory(long bytes)
+    {
+        lock (_memoryLock) _reserved -= bytes;
     }
 
     /// <summary>Takes a stage's weights and as many KV slots as asked (or as fit) from the budget.</summary>

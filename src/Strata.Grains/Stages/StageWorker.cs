@@ -18,9 +18,12 @@ namespace Strata.Grains.Stages;
 internal sealed class StageWorker : IDisposable
 {
     private readonly ILogger _logger;
+    private readonly Lock _life = new();
     private StageRuntime? _runtime;
     private KvPool? _pool;
     private StageBatcher? _batcher;
+    private bool _disposed;
+    private Action<long> _releaseMemory = _ => { };
 
     public StageWorker(string key, ShardConfig config, ILogger logger)
     {
@@ -50,8 +53,11 @@ internal sealed class StageWorker : IDisposable
     /// <param name="batching">Batch and admission settings.</param>
     /// <param name="reserveMemory">Given the weight bytes, the KV bytes of one slot and the slots wanted, takes
     /// memory from the silo's budget and returns the slots granted (throws when not even one fits).</param>
-    public void StartLoad(string packagePath, EngineOptions engine, BatcherOptions batching, Func<long, long, int, int> reserveMemory)
+    /// <param name="releaseMemory">Gives bytes back to the silo's budget (once, when the stage is freed).</param>
+    public void StartLoad(string packagePath, EngineOptions engine, BatcherOptions batching, Func<long, long, int, int> reserveMemory,
+        Action<long> releaseMemory)
     {
+        _releaseMemory = releaseMemory;
         Loaded = Task.Factory.StartNew(() =>
         {
             try
@@ -76,6 +82,8 @@ internal sealed class StageWorker : IDisposable
         var spec = new StageSpec(c.FirstLayer, c.EndLayer, c.TotalLayers);
         using var tensors = model.OpenTensors(c.FirstLayer, c.EndLayer, spec.IsFirst, spec.IsLast);
         var runtime = StageRuntime.Load(model.Config, tensors, spec, engine with { MaxContext = c.MaxContext }, _logger);
+        StageBatcher? batcher = null;
+        KvPool? pool = null;
         try
         {
             long weights = tensors.Names.Sum(n => tensors.TryGet(n, out var i) ? i.ElementCount * Activations.ElementSize(runtime.Compute) : 0);
@@ -85,14 +93,24 @@ internal sealed class StageWorker : IDisposable
             if (slots < c.Slots)
                 _logger.LogWarning("stage {Key}: memory holds KV for {Slots} sessions, fewer than the {Wanted} asked", Key, slots, c.Slots);
             WeightBytes = weights;
-            _pool = runtime.CreateKvPool(slots);
-            _batcher = new StageBatcher(runtime, _pool, batching, _logger);
-            _runtime = runtime;
+            pool = runtime.CreateKvPool(slots);
+            batcher = new StageBatcher(runtime, pool, batching, _logger);
+            lock (_life)
+            {
+                if (!_disposed)
+                {
+                    (_runtime, _pool, _batcher) = (runtime, pool, batcher);
+                    batcher = null;
+                }
+            }
+            if (batcher is not null) throw new ObjectDisposedException($"stage {Key} was unloaded while it loaded");
         }
         catch
         {
-            _pool?.Dispose();
+            batcher?.Dispose();
+            pool?.Dispose();
             runtime.Dispose();
+            Free();
             throw;
         }
         // The graph was built in managed memory (as large as the stage's weights, several times over while it is
@@ -101,18 +119,18 @@ internal sealed class StageWorker : IDisposable
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         _logger.LogInformation("stage {Key} ready: layers [{First}, {End}) on {Device}, {Slots} KV slots, in {Seconds:F1} s",
-            Key, c.FirstLayer, c.EndLayer, _runtime.Device, _pool.Slots, clock.Elapsed.TotalSeconds);
+            Key, c.FirstLayer, c.EndLayer, runtime.Device, pool.Slots, clock.Elapsed.TotalSeconds);
     }
 
     private StageBatcher Batcher => _batcher ?? throw new StrataException(ErrorCodes.ModelNotReady, $"stage {Key} is {State}{(Error is null ? "" : $": {Error}")}");
 
     /// <summary>Admits the session to a KV slot, waiting in the stage's queue when all are taken. True when the
     /// session already held its slot (its cache is still there).</summary>
-    public async Task<bool> Reserve(string sessionId, CancellationToken cancellation)
+    public async Task<bool> Reserve(string sessionId, long epoch, CancellationToken cancellation)
     {
         try
         {
-            return (await Batcher.ReserveAsync(sessionId, cancellation)).Kept;
+            return (await Batcher.ReserveAsync(sessionId, epoch, cancellation)).Kept;
         }
         catch (KvAdmissionException e)
         {
@@ -142,6 +160,7 @@ internal sealed class StageWorker : IDisposable
             {
                 SessionId = r.SessionId,
                 PastLength = r.PastLength,
+                Epoch = r.Epoch,
                 TokenCount = r.TokenCount,
                 Tokens = runtime.Stage.IsFirst ? r.Tokens ?? [] : null,
                 Hidden = runtime.Stage.IsFirst ? null : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []),
@@ -154,9 +173,13 @@ internal sealed class StageWorker : IDisposable
         {
             throw new StrataException(ErrorCodes.InvalidRequest, $"stage {Config.StageIndex}: {e.Message}");
         }
-        catch (InvalidOperationException e) when (e is not ObjectDisposedException)
+        catch (KvLostException e)
         {
-            throw new StrataException(ErrorCodes.InvalidRequest, $"stage {Config.StageIndex}: {e.Message}");
+            throw new StrataException(ErrorCodes.KvLost, $"stage {Config.StageIndex}: {e.Message}");
+        }
+        catch (Microsoft.ML.OnnxRuntime.OnnxRuntimeException e)
+        {
+            throw new StrataException(ErrorCodes.StageFailed, $"stage {Config.StageIndex} failed to run the step: {e.Message}");
         }
         catch (ContextOverflowException e)
         {
@@ -188,13 +211,28 @@ internal sealed class StageWorker : IDisposable
         return token;
     }
 
+    /// <summary>Stops the stage and frees its memory; a stage still loading frees itself when its load ends.</summary>
     public void Dispose()
     {
-        try { Loaded.Wait(TimeSpan.FromSeconds(60)); }
-        catch (AggregateException) { /* reported as the load error */ }
-        _batcher?.Dispose();
-        _pool?.Dispose();
-        _runtime?.Dispose();
+        StageBatcher? batcher;
+        lock (_life)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            batcher = _batcher;
+        }
+        if (batcher is null) return; // still loading (it sees _disposed and cleans up) or failed (already freed)
+        batcher.Dispose();
+        _pool!.Dispose();
+        _runtime!.Dispose();
+        Free();
+    }
+
+    private void Free()
+    {
+        long bytes = ReservedBytes;
+        ReservedBytes = 0;
+        if (bytes > 0) _releaseMemory(bytes);
     }
 }
 

@@ -64,7 +64,7 @@ public sealed class KvLeaseTableTests
         var table = new KvLeaseTable(1, new AdmissionOptions { MaxWait = Long });
         await table.ReserveAsync("a");
         using var cts = new CancellationTokenSource();
-        var b = table.ReserveAsync("b", cts.Token);
+        var b = table.ReserveAsync("b", 0, cts.Token);
         var c = table.ReserveAsync("c");
         await cts.CancelAsync();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => b);
@@ -98,5 +98,36 @@ public sealed class KvLeaseTableTests
         var granted = await a.WaitAsync(Long);
         Assert.Equal((0, false), (granted.Lease.Slot, granted.Kept));
         Assert.False(table.TryGet("c", out _));
+    }
+
+    [Fact]
+    public async Task Releasing_a_waiting_session_takes_it_out_of_the_queue_and_closing_fails_every_waiter()
+    {
+        var table = new KvLeaseTable(1, new AdmissionOptions { MaxWait = Long });
+        await table.ReserveAsync("a");
+        var b = table.ReserveAsync("b");
+        var c = table.ReserveAsync("c");
+        Assert.True(table.Release("b"));
+        Assert.Contains("released while it waited", (await Assert.ThrowsAsync<KvAdmissionException>(() => b)).Message);
+        table.Release("a");
+        Assert.Equal("c", (await c.WaitAsync(Long)).Lease.SessionId);
+        Assert.False(table.TryGet("b", out _));
+
+        var d = table.ReserveAsync("d");
+        table.Close();
+        Assert.Contains("unloading", (await Assert.ThrowsAsync<KvAdmissionException>(() => d)).Message);
+        Assert.Contains("unloading", (await Assert.ThrowsAsync<KvAdmissionException>(() => table.ReserveAsync("e"))).Message);
+    }
+
+    [Fact]
+    public async Task Idle_expiry_frees_only_leases_unused_past_the_ttl_and_a_reserve_counts_as_use()
+    {
+        var table = new KvLeaseTable(2);
+        await table.ReserveAsync("old");
+        await table.ReserveAsync("new");
+        var later = DateTime.UtcNow.AddMinutes(10);
+        Assert.Equal(0, table.ExpireIdle(TimeSpan.FromMinutes(20), later));
+        Assert.Equal(2, table.ExpireIdle(TimeSpan.FromMinutes(5), later));
+        Assert.Equal(0, table.Used);
     }
 }

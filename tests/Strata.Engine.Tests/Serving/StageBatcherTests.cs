@@ -239,9 +239,9 @@ public sealed class StageBatcherTests
         var ahead = batcher.StepAsync(Decode("s", 99, 5));
         await first;
         Assert.Equal(Alone(w, [.. prompt, 5], 1)[0], (await second).Token);
-        var e = await Assert.ThrowsAsync<InvalidOperationException>(() => orphan);
+        var e = await Assert.ThrowsAsync<KvLostException>(() => orphan);
         Assert.Contains("holds no KV slot", e.Message);
-        var e2 = await Assert.ThrowsAsync<InvalidOperationException>(() => ahead);
+        var e2 = await Assert.ThrowsAsync<KvLostException>(() => ahead);
         Assert.Contains("position 99", e2.Message);
         await Assert.ThrowsAsync<ContextOverflowException>(() => batcher.StepAsync(new StepJob
         {
@@ -304,5 +304,48 @@ public sealed class StageBatcherTests
         Assert.Equal(0, gauges["strata_num_requests_waiting"]);
         Assert.Equal(0, gauges["strata_stage_queue_depth"]);
         Assert.True(gauges.ContainsKey("strata_stage_step_seconds"));
+    }
+
+    [Fact]
+    public async Task A_step_of_another_turn_is_refused_as_stale()
+    {
+        using var w = MemoryTensorSource.Random(Config, seed: 17);
+        using var chain = new Chain(w, stages: 1, slots: 1, new BatcherOptions());
+        var batcher = chain.Batchers[0];
+        await batcher.ReserveAsync("s", epoch: 2);
+        var stale = batcher.StepAsync(new StepJob
+        {
+            SessionId = "s", PastLength = 0, TokenCount = 2, Tokens = [1, 2], Epoch = 1, Sample = (l, _) => 0,
+        });
+        Assert.Contains("turn 1", (await Assert.ThrowsAsync<KvLostException>(() => stale)).Message);
+        var current = await batcher.StepAsync(new StepJob
+        {
+            SessionId = "s", PastLength = 0, TokenCount = 2, Tokens = [1, 2], Epoch = 2, Sample = (l, _) => Sampler.ArgMax(l),
+        });
+        Assert.Equal(Alone(w, [1, 2], 1)[0], current.Token);
+    }
+
+    [Fact]
+    public async Task Disposing_fails_queued_steps_and_waiting_reservations_and_refuses_new_steps()
+    {
+        using var w = MemoryTensorSource.Random(Config, seed: 19);
+        using var runtime = StageRuntime.Load(Config, w, new StageSpec(0, Config.NumLayers, Config.NumLayers), new EngineOptions { MaxContext = MaxContext, IntraOpThreads = 1 });
+        using var pool = runtime.CreateKvPool(1);
+        var batcher = new StageBatcher(runtime, pool, new BatcherOptions { Admission = new AdmissionOptions { MaxWait = TimeSpan.FromSeconds(30) } });
+        await batcher.ReserveAsync("a");
+        var waiting = batcher.ReserveAsync("b");
+
+        using var gate = new ManualResetEventSlim();
+        var held = batcher.StepAsync(new StepJob { SessionId = "a", PastLength = 0, TokenCount = 2, Tokens = [1, 2], Sample = (l, _) => { gate.Wait(); return 0; } });
+        var queued = batcher.StepAsync(Decode("a", 2, 3));
+        var disposing = Task.Run(batcher.Dispose);
+        await Task.Delay(100);
+        gate.Set();
+        await disposing.WaitAsync(TimeSpan.FromSeconds(30));
+
+        await held; // the run in progress completes
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => queued);
+        await Assert.ThrowsAsync<KvAdmissionException>(() => waiting);
+        Assert.Throws<ObjectDisposedException>(() => { _ = batcher.StepAsync(Decode("a", 2, 3)); });
     }
 }
