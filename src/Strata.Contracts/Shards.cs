@@ -16,7 +16,8 @@ public sealed record ShardConfig(
     [property: Id(10)] TimeSpan? AdmissionWait = null);
 
 /// <summary>One step of one session through a shard. The first stage gets <see cref="Tokens"/>; later stages get
-/// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes).</summary>
+/// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes). <see cref="FillOnly"/>
+/// marks a part of a long prompt: the stages cache it, the last one samples nothing (token -1, RNG untouched).</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepRequest")]
 public sealed record StepRequest(
     [property: Id(0)] string SessionId,
@@ -27,7 +28,8 @@ public sealed record StepRequest(
     [property: Id(5)] string HiddenType,
     [property: Id(6)] SamplingSpec Sampling,
     [property: Id(7)] ulong[] RngState,
-    [property: Id(8)] long Epoch = 0);
+    [property: Id(8)] long Epoch = 0,
+    [property: Id(9)] bool FillOnly = false);
 
 /// <summary>The sampled token and the RNG state after sampling (the session keeps it).</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepResult")]

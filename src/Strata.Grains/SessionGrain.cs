@@ -165,12 +165,21 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
-            int[] pending = _history.GetRange(_cached, _history.Count - _cached).ToArray();
+            // A long prompt goes in steps of at most PrefillChunk tokens (activation messages stay small); all but
+            // the last only fill the caches.
+            int perStep = options.Value.PrefillChunk;
+            bool fillOnly = _history.Count - _cached > perStep;
+            int[] pending = _history.GetRange(_cached, fillOnly ? perStep : _history.Count - _cached).ToArray();
             StepResult result;
             try
             {
-                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng, _turn))
+                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng, _turn, fillOnly))
                     .WaitAsync(options.Value.StepTimeout, cancellation);
+                if (fillOnly)
+                {
+                    _cached += pending.Length;
+                    continue;
+                }
             }
             catch (StrataException e) when (e.Code == ErrorCodes.KvLost && rebuilds < MaxKvRebuilds)
             {

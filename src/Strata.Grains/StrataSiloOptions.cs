@@ -33,7 +33,8 @@ public sealed class StrataSiloOptions
     /// <summary>Most decode steps a stage runs as one batch. Default 64.</summary>
     public int MaxBatch { get; set; } = 64;
 
-    /// <summary>Prompt tokens per prefill run (and per turn of a stage's batch loop). Default 512.</summary>
+    /// <summary>Prompt tokens per prefill run, per turn of a stage's batch loop, and per step a session sends (a longer
+    /// prompt goes in several steps, which keeps activation messages small). Default 512.</summary>
     public int PrefillChunk { get; set; } = 512;
 
     /// <summary>Sessions that may wait for a KV slot at each stage once all are taken; more are refused at once

@@ -365,4 +365,17 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         var after = await Cluster("s-refused", "m-refused", "no room", 4); // the same session, admitted now
         Assert.Equal(Local("no room", 4).GeneratedIds, after.Tokens);
     }
+
+    [Fact]
+    public async Task A_prompt_longer_than_one_step_goes_in_several_and_equals_local_generation()
+    {
+        await Deploy("m-longprompt");
+        int[] ids = Enumerable.Range(0, 100).Select(i => 3 + i * 7 % 200).ToArray(); // 100 tokens: 7 steps of at most 16
+        var tokens = new List<int>();
+        await foreach (var chunk in fx.Client.GenerateAsync("s-longprompt", new GenerateRequest { Model = "m-longprompt", PromptIds = ids, MaxNewTokens = 8 }))
+            tokens.AddRange(chunk.TokenIds);
+        Assert.Equal(Local("", 8, ids).GeneratedIds, tokens);
+        var info = await fx.Client.Orleans.GetGrain<ISessionGrain>("s-longprompt").GetInfo();
+        Assert.Equal(100 + tokens.Count, info.HistoryTokens);
+    }
 }

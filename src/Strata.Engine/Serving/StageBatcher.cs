@@ -58,7 +58,8 @@ public sealed class StepJob
     public int[]? Tokens { get; init; }
     /// <summary>Later stages: activations [1, TokenCount, hidden].</summary>
     public Activations? Hidden { get; init; }
-    /// <summary>Last stage: picks the next token from the last position's logits.</summary>
+    /// <summary>Last stage: picks the next token from the last position's logits; null for a step that only fills
+    /// the cache (part of a prompt sent in several steps), whose token is -1.</summary>
     public RowSampler? Sample { get; init; }
 }
 
@@ -182,7 +183,6 @@ public sealed partial class StageBatcher : IDisposable
             if (job.Hidden.Rows != 1 || job.Hidden.Tokens != job.TokenCount)
                 throw new ArgumentException($"activations are [{job.Hidden.Rows}, {job.Hidden.Tokens}] but the step is [1, {job.TokenCount}]");
         }
-        if (_runtime.Stage.IsLast && job.Sample is null) throw new ArgumentException("the last stage needs a sampler");
         long outputBytes = (long)job.TokenCount * config.HiddenSize * Activations.ElementSize(_runtime.Compute);
         if (!_runtime.Stage.IsLast && outputBytes > Array.MaxLength)
             throw new ArgumentException($"a step of {job.TokenCount} tokens makes {outputBytes} bytes of activations, more than one buffer holds; send fewer tokens per step");
@@ -367,7 +367,7 @@ public sealed partial class StageBatcher : IDisposable
                 }
                 else
                 {
-                    token = step.Job.Sample!(_logits.AsSpan(r * vocab, vocab), lease);
+                    token = step.Job.Sample?.Invoke(_logits.AsSpan(r * vocab, vocab), lease) ?? -1;
                 }
                 finish(step);
                 step.Done.TrySetResult(new StepOutcome(next, token, queued, seconds * 1000, rows.Count));
@@ -447,7 +447,7 @@ public sealed partial class StageBatcher : IDisposable
             {
                 var hidden = current.Output is null ? null
                     : new Activations(runtime.Compute, 1, job.TokenCount, runtime.Config.HiddenSize, current.Output);
-                int token = runtime.Stage.IsLast ? job.Sample!(_logits.AsSpan(0, runtime.Config.VocabSize), current.Lease) : -1;
+                int token = job.Sample is { } sample && runtime.Stage.IsLast ? sample(_logits.AsSpan(0, runtime.Config.VocabSize), current.Lease) : -1;
                 StrataMetrics.StageQueueSeconds.Record(current.QueueMilliseconds.Value / 1000, _tags);
                 finish(step);
                 step.Done.TrySetResult(new StepOutcome(hidden, token, current.QueueMilliseconds.Value, current.RunMilliseconds, 1));

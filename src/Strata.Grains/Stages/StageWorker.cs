@@ -164,7 +164,7 @@ internal sealed class StageWorker : IDisposable
                 TokenCount = r.TokenCount,
                 Tokens = runtime.Stage.IsFirst ? r.Tokens ?? [] : null,
                 Hidden = runtime.Stage.IsFirst ? null : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []),
-                Sample = runtime.Stage.IsLast ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null,
+                Sample = runtime.Stage.IsLast && !r.FillOnly ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null,
             };
             var outcome = await batcher.StepAsync(job);
             return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds, outcome.QueueMilliseconds, outcome.BatchRows);
