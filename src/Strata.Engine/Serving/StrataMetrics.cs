@@ -78,6 +78,8 @@ public static class StrataMetrics
             "Sessions holding KV at a stage");
         Meter.CreateObservableGauge("strata_num_requests_waiting", () => Observe(b => b.Leases.Waiting), "{session}",
             "Sessions waiting for a KV slot at a stage");
+        Meter.CreateObservableCounter("strata_kv_evictions_total", () => Observe(b => b.Leases.Evicted), "{session}",
+            "Parked sessions whose KV slot was given to another session (they rebuild it on their next turn)");
     }
 
     internal static void Register(StageBatcher batcher) => Batchers.TryAdd(batcher, 0);

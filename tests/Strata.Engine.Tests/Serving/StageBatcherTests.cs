@@ -303,6 +303,7 @@ public sealed class StageBatcherTests
         Assert.Equal(1, gauges["strata_num_requests_running"]);
         Assert.Equal(0, gauges["strata_num_requests_waiting"]);
         Assert.Equal(0, gauges["strata_stage_queue_depth"]);
+        Assert.Equal(0, sums["strata_kv_evictions_total"]); // observed (published), none evicted here
         Assert.True(gauges.ContainsKey("strata_stage_step_seconds"));
     }
 
