@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -76,7 +74,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Silos < 1) throw new ArgumentException($"an embedded cluster needs at least 1 silo, got {options.Silos}", nameof(options));
-        int[] ports = FreePorts(2 * options.Silos);
+        int[] ports = FreePorts.Take(2 * options.Silos);
         int[] siloPorts = ports[..options.Silos], gatewayPorts = ports[options.Silos..];
         var hosts = new List<IHost>();
         var cluster = new EmbeddedCluster(hosts, siloPorts, gatewayPorts, options.ClusterId);
@@ -155,26 +153,6 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             });
             if (all) return;
             await Task.Delay(50, cancellation);
-        }
-    }
-
-    /// <summary>Ports nothing listens on now: all bound at once, so they differ, then released.</summary>
-    private static int[] FreePorts(int count)
-    {
-        var listeners = new List<TcpListener>();
-        try
-        {
-            for (int i = 0; i < count; i++)
-            {
-                var l = new TcpListener(IPAddress.Loopback, 0);
-                l.Start();
-                listeners.Add(l);
-            }
-            return listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
-        }
-        finally
-        {
-            foreach (var l in listeners) l.Stop();
         }
     }
 

@@ -34,16 +34,8 @@ internal static class BatchBenchmark
         Console.WriteLine($"model: {loaded.Description}; hidden {c.HiddenSize}, {c.NumLayers} layers, vocab {c.VocabSize}");
         Console.WriteLine($"threads: {threads}; batches {string.Join(", ", batches)}; {promptTokens} prompt tokens; {steps} decode steps x {rounds} rounds");
 
-        var samples = batches.Select(_ => new List<double>()).ToArray();
         var logits = new float[widest * c.VocabSize];
-        for (int round = -1; round < rounds; round++) // round -1 warms up
-        {
-            for (int b = 0; b < batches.Length; b++)
-            {
-                double tps = TokensPerSecond(runtime, pool, batches[b], promptTokens, steps, logits);
-                if (round >= 0) samples[b].Add(tps);
-            }
-        }
+        var samples = Stats.Interleaved(batches.Length, rounds, b => TokensPerSecond(runtime, pool, batches[b], promptTokens, steps, logits));
 
         double baseline = Stats.Median(samples[0]);
         Console.WriteLine("batch  tok/s(median)  min      max      vs batch {0}", batches[0]);

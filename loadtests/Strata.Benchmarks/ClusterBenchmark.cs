@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using Strata.Client;
 using Strata.Contracts;
@@ -32,11 +30,12 @@ internal static class ClusterBenchmark
         var processes = new List<Process>();
         try
         {
-            int primary = FreePort();
+            int[] ports = FreePorts.Take(2 * siloCount);
+            int primary = ports[0];
             var gateways = new List<int>();
             for (int i = 0; i < siloCount; i++)
             {
-                int siloPort = i == 0 ? primary : FreePort(), gateway = FreePort();
+                int siloPort = ports[2 * i], gateway = ports[2 * i + 1];
                 gateways.Add(gateway);
                 processes.Add(await StartSilo(siloDll, siloPort, gateway, primary, store));
             }
@@ -156,14 +155,5 @@ internal static class ClusterBenchmark
         if (await Task.WhenAny(ready.Task, Task.Delay(TimeSpan.FromSeconds(90))) != ready.Task)
             throw new TimeoutException($"silo on port {siloPort} did not report ready within 90 s");
         return p;
-    }
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 }

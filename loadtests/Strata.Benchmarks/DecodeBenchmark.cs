@@ -31,18 +31,11 @@ internal static class DecodeBenchmark
 
         var pipelines = stageCounts.Select(k => LocalPipeline.Load(c, loaded.Tensors, k, engine)).ToArray();
         long weightBytes = WeightBytesPerToken(c);
-        var samples = stageCounts.Select(_ => new List<double>()).ToArray();
+        List<double>[] samples;
         try
         {
             var prompt = Enumerable.Range(0, promptTokens).Select(i => 3 + i * 7 % (c.VocabSize - 3)).ToArray();
-            for (int round = -1; round < rounds; round++) // round -1 warms up
-            {
-                for (int p = 0; p < pipelines.Length; p++)
-                {
-                    double tps = DecodeTokensPerSecond(pipelines[p], prompt, tokens);
-                    if (round >= 0) samples[p].Add(tps);
-                }
-            }
+            samples = Stats.Interleaved(pipelines.Length, rounds, p => DecodeTokensPerSecond(pipelines[p], prompt, tokens));
         }
         finally
         {

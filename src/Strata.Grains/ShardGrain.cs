@@ -71,8 +71,7 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
         long sent = Stopwatch.GetTimestamp();
         var result = await grains.GetGrain<IShardGrain>(next).Step(forwarded);
         double hop = Stopwatch.GetElapsedTime(sent).TotalMilliseconds - result.StageMilliseconds.Sum();
-        StrataMetrics.StageHopSeconds.Record(Math.Max(0, hop) / 1000, new KeyValuePair<string, object?>("model", worker.Config.Model),
-            new KeyValuePair<string, object?>("stage", worker.Config.StageIndex));
+        StrataMetrics.StageHopSeconds.Record(Math.Max(0, hop) / 1000, worker.MetricTags);
         return result with { StageMilliseconds = [output.Milliseconds, .. result.StageMilliseconds] };
     }
 

@@ -1,5 +1,4 @@
-using System.Net;
-using System.Net.Sockets;
+using Strata.Client;
 
 namespace Strata.Cli.Tests;
 
@@ -79,19 +78,10 @@ public sealed class ClusterCommandTests(EmbeddedClusterFixture fx)
 /// <summary>Errors that need no cluster.</summary>
 public sealed class ClusterErrorTests
 {
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
     [Fact]
     public async Task Status_of_a_cluster_that_is_not_there_says_so()
     {
-        int port = FreePort();
+        int port = FreePorts.Take(1)[0];
         var r = await ClusterCli.RunAsync(["cluster", "status", "--gateway-port", port.ToString()]);
         Cli.AssertUserError(r, "cannot reach the cluster", $"127.0.0.1:{port}", "is a silo running?");
     }

@@ -15,9 +15,8 @@ public enum ComputeType
 
 /// <summary>
 /// A small writer for ONNX <see cref="ModelProto"/> graphs: nodes, typed inputs and outputs, initializers. Weights go
-/// either inline (raw data in the protobuf, which must stay under 2 GB) or, given a data stream, into an external
-/// weight file at page-aligned offsets, written as they come, so the protobuf holds only the structure and no
-/// copy of the weights is kept in managed memory.
+/// into an external weight file at page-aligned offsets, written as they come, so the protobuf holds only the
+/// structure (no 2 GB limit) and no copy of the weights is kept in managed memory.
 /// </summary>
 internal sealed class OnnxGraph
 {
@@ -25,16 +24,15 @@ internal sealed class OnnxGraph
     public const int ExternalAlignment = 4096;
 
     private readonly GraphProto _graph = new() { Name = "strata_stage" };
-    private readonly Stream? _data;
-    private readonly string? _dataLocation;
+    private readonly Stream _data;
+    private readonly string _dataLocation;
     private int _nodeCount;
 
-    /// <summary>A graph with inline weights, or (with <paramref name="data"/>) weights written to that stream, which
-    /// the model refers to as <paramref name="dataLocation"/> (a path relative to the model file).</summary>
-    public OnnxGraph(ComputeType compute, Stream? data = null, string? dataLocation = null)
+    /// <summary>A graph whose weights are written to <paramref name="data"/>, which the model refers to as
+    /// <paramref name="dataLocation"/> (a path relative to the model file).</summary>
+    public OnnxGraph(ComputeType compute, Stream data, string dataLocation)
     {
         Compute = compute;
-        if ((data is null) != (dataLocation is null)) throw new ArgumentException("external data needs both a stream and its location");
         _data = data;
         _dataLocation = dataLocation;
     }
@@ -46,16 +44,13 @@ internal sealed class OnnxGraph
         ? (int)TensorProto.Types.DataType.Float16
         : (int)TensorProto.Types.DataType.Float;
 
-    /// <summary>Total bytes of initializer data added so far.</summary>
-    public long InitializerBytes { get; private set; }
-
     /// <summary>Declares a graph input; a string dimension is symbolic, a long is fixed.</summary>
     public void Input(string name, int elementType, params object[] dims) => _graph.Input.Add(ValueInfo(name, elementType, dims));
 
     /// <summary>Declares a graph output.</summary>
     public void Output(string name, int elementType, params object[] dims) => _graph.Output.Add(ValueInfo(name, elementType, dims));
 
-    /// <summary>Adds a float initializer converted to the compute type.</summary>
+    /// <summary>Adds a float initializer converted to the compute type, its data appended to the weight file.</summary>
     public string Weight(string name, ReadOnlySpan<float> data, params long[] dims)
     {
         var t = new TensorProto { Name = name, DataType = ComputeElement };
@@ -67,21 +62,13 @@ internal sealed class OnnxGraph
             for (int i = 0; i < data.Length; i++) half[i] = (Half)data[i];
         }
         ReadOnlySpan<byte> bytes = half is null ? MemoryMarshal.AsBytes(data) : MemoryMarshal.AsBytes(half.AsSpan());
-        if (_data is null)
-        {
-            t.RawData = ByteString.CopyFrom(bytes);
-        }
-        else
-        {
-            long offset = (_data.Position + ExternalAlignment - 1) / ExternalAlignment * ExternalAlignment;
-            for (long pad = offset - _data.Position; pad > 0; pad--) _data.WriteByte(0);
-            _data.Write(bytes);
-            t.DataLocation = TensorProto.Types.DataLocation.External;
-            t.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = _dataLocation });
-            t.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-            t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
-        }
-        InitializerBytes += bytes.Length;
+        long offset = (_data.Position + ExternalAlignment - 1) / ExternalAlignment * ExternalAlignment;
+        for (long pad = offset - _data.Position; pad > 0; pad--) _data.WriteByte(0);
+        _data.Write(bytes);
+        t.DataLocation = TensorProto.Types.DataLocation.External;
+        t.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = _dataLocation });
+        t.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         _graph.Initializer.Add(t);
         return name;
     }
@@ -106,13 +93,8 @@ internal sealed class OnnxGraph
         _graph.Node.Add(n);
     }
 
-    /// <summary>Serializes the model (opset 21 plus com.microsoft 1).</summary>
-    public byte[] ToBytes() => Model().ToByteArray();
-
-    /// <summary>Writes the serialized model to <paramref name="output"/>.</summary>
-    public void WriteTo(Stream output) => Model().WriteTo(output);
-
-    private ModelProto Model()
+    /// <summary>Writes the serialized model (opset 21 plus com.microsoft 1) to <paramref name="output"/>.</summary>
+    public void WriteTo(Stream output)
     {
         var model = new ModelProto
         {
@@ -122,7 +104,7 @@ internal sealed class OnnxGraph
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 21 });
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
-        return model;
+        model.WriteTo(output);
     }
 
     private static ValueInfoProto ValueInfo(string name, int elementType, object[] dims)

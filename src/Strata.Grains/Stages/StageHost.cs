@@ -74,7 +74,7 @@ public sealed class StageHost : IDisposable
                     QueueLimit = config.AdmissionQueue ?? _options.AdmissionQueue,
                     MaxWait = config.AdmissionWait ?? _options.AdmissionWait,
                 },
-                Tags = [new("model", config.Model), new("stage", config.StageIndex)],
+                Tags = w.MetricTags,
             };
             w.StartLoad(Resolve(config.PackagePath), engine, batching, ReserveStage, ReleaseMemory);
             return w;
@@ -84,8 +84,8 @@ public sealed class StageHost : IDisposable
         return worker;
     }
 
-    /// <summary>Unloads a stage: steps already queued finish, later ones fail, then its memory returns to the
-    /// budget. A no-op for a key that is not loaded.</summary>
+    /// <summary>Unloads a stage: the run in progress finishes, queued steps and waiting reservations fail, then its
+    /// memory returns to the budget. A no-op for a key that is not loaded.</summary>
     internal async Task Unload(string key)
     {
         if (!_workers.TryRemove(key, out var worker)) return;

@@ -29,11 +29,14 @@ internal sealed class StageWorker : IDisposable
     {
         Key = key;
         Config = config;
+        MetricTags = [new("model", config.Model), new("stage", config.StageIndex)];
         _logger = logger;
     }
 
     public string Key { get; }
     public ShardConfig Config { get; }
+    /// <summary>The model and stage tags of this stage's metrics.</summary>
+    public KeyValuePair<string, object?>[] MetricTags { get; }
     public DeploymentState State { get; private set; } = DeploymentState.Loading;
     public string? Error { get; private set; }
     public string Device => _runtime?.Device.ToString() ?? "";
@@ -113,9 +116,9 @@ internal sealed class StageWorker : IDisposable
             Free();
             throw;
         }
-        // The graph was built in managed memory (as large as the stage's weights, several times over while it is
-        // written) and ONNX Runtime holds its own copy now: give that back at once rather than at whatever later
-        // full collection, so that a loaded silo's footprint is its weights and KV.
+        // Reading and transposing the weights left a large temporary array per tensor behind, and ONNX Runtime holds
+        // its own copy now: give them back at once rather than at whatever later full collection, so that a loaded
+        // silo's footprint is its weights and KV.
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         _logger.LogInformation("stage {Key} ready: layers [{First}, {End}) on {Device}, {Slots} KV slots, in {Seconds:F1} s",
@@ -167,7 +170,7 @@ internal sealed class StageWorker : IDisposable
                 Sample = runtime.Stage.IsLast && !r.FillOnly ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null,
             };
             var outcome = await batcher.StepAsync(job);
-            return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds, outcome.QueueMilliseconds, outcome.BatchRows);
+            return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds);
         }
         catch (ArgumentException e)
         {
@@ -237,4 +240,4 @@ internal sealed class StageWorker : IDisposable
 }
 
 /// <summary>What a step produced: activations for the next stage, or (last stage) the sampled token.</summary>
-internal sealed record StepOutput(Activations? Hidden, int Token, ulong[] RngState, double Milliseconds, double QueueMilliseconds, int BatchRows);
+internal sealed record StepOutput(Activations? Hidden, int Token, ulong[] RngState, double Milliseconds);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Strata.Client;
 using Strata.Models.Packaging;
 using Strata.Models.Synthetic;
 using Xunit.Abstractions;

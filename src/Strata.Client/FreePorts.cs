@@ -1,10 +1,11 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Strata.EndToEnd.Tests.Infrastructure;
+namespace Strata.Client;
 
-/// <summary>Ports nothing listens on right now, chosen by the operating system.</summary>
-internal static class FreePorts
+/// <summary>Ports nothing listens on right now, chosen by the operating system: for tools and tests that start a
+/// local cluster (silo, gateway and metrics ports).</summary>
+public static class FreePorts
 {
     /// <summary>Returns <paramref name="count"/> distinct free loopback ports. All listeners are held until every port is
     /// chosen, so the ports differ from each other; another process could still take one before it is used.</summary>
