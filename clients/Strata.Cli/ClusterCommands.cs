@@ -24,10 +24,14 @@ internal static class ClusterCommands
         var maxSessions = new Option<int>("--max-sessions") { Description = "Sessions each stage holds KV for at once", DefaultValueFactory = _ => 8 };
         var queue = new Option<int?>("--admission-queue") { Description = "Sessions that may wait for a KV slot at each stage (default: the silo's, 256)" };
         var wait = new Option<double?>("--admission-wait") { Description = "Seconds a session waits for a KV slot before it is refused (default: the silo's, 60)" };
+        var replicas = new Option<string>("--replicas")
+        {
+            Description = "Shards per stage, each on its own silo, or auto (as many as spare capacity allows)", DefaultValueFactory = _ => "1",
+        };
         var flags = new ClusterFlags();
         var cmd = new Command("deploy", "Deploy a model package across the cluster's silos and wait until every stage is loaded.")
         {
-            package, stages, name, maxContext, maxSessions, queue, wait,
+            package, stages, name, maxContext, maxSessions, queue, wait, replicas,
         };
         flags.AddTo(cmd);
         cmd.SetAction(async (parse, ct) =>
@@ -45,11 +49,15 @@ internal static class ClusterCommands
             if (parse.GetValue(wait) is double w && !(w >= 0 && w <= 300))
                 throw new CliUsageException($"--admission-wait must be between 0 and 300 seconds, got {w}");
             var admissionWait = parse.GetValue(wait) is double seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
+            string replicasText = parse.GetValue(replicas)!;
+            int? replicaCount = replicasText.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null
+                : int.TryParse(replicasText, NumberStyles.None, CultureInfo.InvariantCulture, out int r) && r is >= 1 and <= 64 ? r
+                : throw new CliUsageException($"--replicas '{replicasText}' is not valid: give a number of shards per stage (1 to 64) or auto");
 
             await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
             var client = connection.Client;
             var bar = new ProgressBar(output.Err, $"deploy {model}", !Console.IsErrorRedirected);
-            var status = await client.DeployAsync(model, new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait),
+            var status = await client.DeployAsync(model, new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait, replicaCount),
                 new Progress(s => bar.Report(s.Stages.Count == 0 ? 0 : s.Stages.Count(x => x.State == DeploymentState.Ready) / (double)s.Stages.Count,
                     s.Stages.FirstOrDefault(x => x.State == DeploymentState.Loading) is { } loading ? $"stage {loading.Index} loading" : null)),
                 cancellation: ct);
@@ -124,13 +132,14 @@ internal static class ClusterCommands
             return;
         }
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"model {m.Model}: {Snake(m.State)}, {m.Stages.Count} stage(s), package {m.PackagePath}, max context {m.MaxContext}"));
+            $"model {m.Model}: {Snake(m.State)}, version {m.Version}, {m.Stages.Select(s => s.Index).Distinct().Count()} stage(s), " +
+            $"{m.Stages.Count} shard(s), package {m.PackagePath}, max context {m.MaxContext}"));
         if (m.Error is not null) w.WriteLine($"  error: {m.Error}");
-        w.WriteLine($"  {"stage",-6}{"layers",-11}{"silo",-14}{"device",-8}{"state",-9}{"sessions",-10}{"waiting",-9}{"weights",-11}kv");
+        w.WriteLine($"  {"stage",-7}{"layers",-11}{"silo",-14}{"device",-8}{"state",-9}{"sessions",-10}{"waiting",-9}{"weights",-11}kv");
         foreach (var s in m.Stages)
         {
             w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {s.Index,-6}{$"[{s.FirstLayer}, {s.EndLayer})",-11}{siloNames.GetValueOrDefault(s.Silo, s.Silo),-14}{s.Device,-8}" +
+                $"  {$"{s.Index}.{s.Replica}",-7}{$"[{s.FirstLayer}, {s.EndLayer})",-11}{siloNames.GetValueOrDefault(s.Silo, s.Silo),-14}{s.Device,-8}" +
                 $"{Snake(s.State),-9}{$"{s.ActiveSessions}/{s.Slots}",-10}{s.WaitingSessions,-9}{FormatBytes(s.WeightBytes),-11}{FormatBytes(s.KvBytes)}"));
             if (s.Error is not null && m.Error is null) w.WriteLine($"    error: {s.Error}");
         }
@@ -143,9 +152,11 @@ internal static class ClusterCommands
         ["error"] = m.Error,
         ["package"] = m.PackagePath,
         ["max_context"] = m.MaxContext,
+        ["version"] = m.Version,
         ["stages"] = new JsonArray(m.Stages.Select(s => (JsonNode)new JsonObject
         {
             ["index"] = s.Index,
+            ["replica"] = s.Replica,
             ["first_layer"] = s.FirstLayer,
             ["end_layer"] = s.EndLayer,
             ["silo"] = s.Silo,

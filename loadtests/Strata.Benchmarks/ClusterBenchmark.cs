@@ -108,13 +108,13 @@ internal static class ClusterBenchmark
         try
         {
             var sampling = new SamplingSpec();
-            var r = await shards[0].Step(new StepRequest("probe", 0, prompt.Length, prompt, null, "", sampling, []));
+            var r = await shards[0].Step(new StepRequest("probe", 0, prompt.Length, prompt, null, "", sampling, [], Route: route.ShardKeys));
             var wall = new List<double>();
             var compute = new List<double>();
             for (int i = 0; i < tokens; i++)
             {
                 var clock = Stopwatch.StartNew();
-                r = await shards[0].Step(new StepRequest("probe", prompt.Length + i, 1, [r.Token], null, "", sampling, []));
+                r = await shards[0].Step(new StepRequest("probe", prompt.Length + i, 1, [r.Token], null, "", sampling, [], Route: route.ShardKeys));
                 wall.Add(clock.Elapsed.TotalMilliseconds);
                 compute.Add(r.StageMilliseconds.Sum());
             }

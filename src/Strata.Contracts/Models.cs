@@ -9,6 +9,8 @@ namespace Strata.Contracts;
 /// <param name="AdmissionQueue">Sessions that may wait for a KV slot at each stage; null = the silo's default.</param>
 /// <param name="AdmissionWait">How long a session waits for a KV slot before it is refused; null = the silo's
 /// default.</param>
+/// <param name="Replicas">Shards per stage (each on its own silo where the cluster has enough), or null for auto: as
+/// many as spare capacity allows once the fewest-stages plan is placed. Default 1.</param>
 [GenerateSerializer, Immutable, Alias("strata.DeployRequest")]
 public sealed record DeployRequest(
     [property: Id(0)] string PackagePath,
@@ -16,7 +18,8 @@ public sealed record DeployRequest(
     [property: Id(2)] int MaxContext = 1024,
     [property: Id(3)] int MaxSessions = 8,
     [property: Id(4)] int? AdmissionQueue = null,
-    [property: Id(5)] TimeSpan? AdmissionWait = null);
+    [property: Id(5)] TimeSpan? AdmissionWait = null,
+    [property: Id(6)] int? Replicas = 1);
 
 /// <summary>Lifecycle of a deployment and of each shard.</summary>
 public enum DeploymentState
@@ -47,9 +50,11 @@ public sealed record StageStatus(
     [property: Id(10)] long WeightBytes,
     [property: Id(11)] long KvBytes,
     [property: Id(12)] int WaitingSessions = 0,
-    [property: Id(13)] int QueuedSteps = 0);
+    [property: Id(13)] int QueuedSteps = 0,
+    [property: Id(14)] int Replica = 0);
 
-/// <summary>A model's deployment: its state and its stages.</summary>
+/// <summary>A model's deployment: its state, its plan version (it only grows: every deploy, re-plan and scale makes a
+/// new one) and its shards (<see cref="StageStatus.Replica"/> tells the replicas of one stage apart).</summary>
 [GenerateSerializer, Immutable, Alias("strata.ModelStatus")]
 public sealed record ModelStatus(
     [property: Id(0)] string Model,
@@ -57,7 +62,8 @@ public sealed record ModelStatus(
     [property: Id(2)] string? Error,
     [property: Id(3)] string? PackagePath,
     [property: Id(4)] int MaxContext,
-    [property: Id(5)] IReadOnlyList<StageStatus> Stages);
+    [property: Id(5)] IReadOnlyList<StageStatus> Stages,
+    [property: Id(6)] long Version = 0);
 
 /// <summary>What a session needs to run a model: its shards in order and its limits.</summary>
 [GenerateSerializer, Immutable, Alias("strata.Route")]
@@ -81,7 +87,19 @@ public interface IModelGrain : IGrainWithStringKey
     [Alias("GetStatus")]
     Task<ModelStatus> GetStatus();
 
-    /// <summary>The route, when Ready; a <see cref="StrataException"/> (model_not_ready) otherwise.</summary>
+    /// <summary>A route for a session: <paramref name="current"/> again when every shard of it is still serving
+    /// (affinity), else one replica of every stage, the least loaded. A <see cref="StrataException"/>
+    /// (model_not_ready) when the model is not deployed or still loading.</summary>
     [Alias("GetRoute")]
-    Task<Route> GetRoute();
+    Task<Route> GetRoute(IReadOnlyList<string>? current = null);
+
+    /// <summary>A session's step through <paramref name="failed"/> failed or timed out. The model grain probes every
+    /// shard, drops those that are lost, re-plans their stages onto the surviving silos (a new plan version) when no
+    /// replica is left, and returns a route that serves. Many sessions reporting one loss cause one re-plan.</summary>
+    [Alias("ReportLost"), ResponseTimeout("00:05:00")]
+    Task<Route> ReportLost(IReadOnlyList<string> failed);
+
+    /// <summary>Whether the shard is part of the current deployment; silos unload the stages that are not.</summary>
+    [Alias("OwnsShard")]
+    Task<bool> OwnsShard(string shardKey);
 }

@@ -1,6 +1,7 @@
 namespace Strata.Contracts;
 
-/// <summary>What one shard serves and where its output goes.</summary>
+/// <summary>What one shard serves. Where its output goes is not part of it: each step carries its route, so one
+/// shard serves every route (replica combination, re-plan) that passes through it.</summary>
 [GenerateSerializer, Immutable, Alias("strata.ShardConfig")]
 public sealed record ShardConfig(
     [property: Id(0)] string Model,
@@ -9,7 +10,6 @@ public sealed record ShardConfig(
     [property: Id(3)] int FirstLayer,
     [property: Id(4)] int EndLayer,
     [property: Id(5)] int TotalLayers,
-    [property: Id(6)] string? NextShardKey,
     [property: Id(7)] int MaxContext,
     [property: Id(8)] int Slots,
     [property: Id(9)] int? AdmissionQueue = null,
@@ -17,7 +17,9 @@ public sealed record ShardConfig(
 
 /// <summary>One step of one session through a shard. The first stage gets <see cref="Tokens"/>; later stages get
 /// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes). <see cref="FillOnly"/>
-/// marks a part of a long prompt: the stages cache it, the last one samples nothing (token -1, RNG untouched).</summary>
+/// marks a part of a long prompt: the stages cache it, the last one samples nothing (token -1, RNG untouched).
+/// <see cref="Route"/> lists the shard of every stage the step goes through (index = stage); a shard passes its output
+/// to the next entry.</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepRequest")]
 public sealed record StepRequest(
     [property: Id(0)] string SessionId,
@@ -29,7 +31,8 @@ public sealed record StepRequest(
     [property: Id(6)] SamplingSpec Sampling,
     [property: Id(7)] ulong[] RngState,
     [property: Id(8)] long Epoch = 0,
-    [property: Id(9)] bool FillOnly = false);
+    [property: Id(9)] bool FillOnly = false,
+    [property: Id(10)] IReadOnlyList<string>? Route = null);
 
 /// <summary>The sampled token and the RNG state after sampling (the session keeps it).</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepResult")]

@@ -1,5 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
 using Orleans.Runtime.MembershipService.SiloMetadata;
 using Strata.Contracts;
 using Strata.Engine.Graph;
@@ -12,69 +14,92 @@ using Strata.Models.Planning;
 namespace Strata.Grains;
 
 /// <summary>
-/// A model's deployment: plans stages over the live silos' advertised capacity, places one shard per stage on the
-/// silo the plan chose, and reports the route ready only when every stage is loaded.
+/// A model's deployment: plans stages over the live silos' advertised capacity, places the shards (and replicas) on
+/// the silos the plan chose, hands sessions routes, and repairs the deployment when a shard is lost. The deployment
+/// lives in grain storage (<see cref="DeploymentRecord"/>), so idle collection or the loss of this grain's silo
+/// forgets nothing. Reentrant: status and route calls run while a deploy or repair waits for loads; changes take
+/// <see cref="_changes"/> one at a time.
 /// </summary>
+[Reentrant]
 internal sealed partial class ModelGrain(
+    [PersistentState("deployment", StrataStorage.Name)] IPersistentState<DeploymentRecord> state,
     StageHost host,
     IClusterMembershipService membership,
     ISiloMetadataCache metadata,
     IGrainFactory grains,
+    IOptions<StrataSiloOptions> options,
     ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
-    private DeployRequest? _request;
-    private string? _packagePath;
-    private List<(ShardConfig Config, string Key)> _shards = [];
-    private long _version;
+    private readonly SemaphoreSlim _changes = new(1, 1);
 
     private string Model => this.GetPrimaryKeyString();
+    private DeploymentRecord Record => state.State;
 
     public async Task<ModelStatus> Deploy(DeployRequest request)
     {
         Validate(request);
-        string resolved = host.Resolve(request.PackagePath);
-        PackageManifest manifest;
-        try
-        {
-            manifest = ModelPackage.Open(resolved, verify: false).Manifest;
-        }
-        catch (Exception e) when (e is ModelFormatException or IOException)
-        {
-            throw new StrataException(ErrorCodes.InvalidRequest, $"cannot deploy {request.PackagePath}: {e.Message}");
-        }
-
-        var silos = LiveSilos();
-        var kvElement = 4; // fp32 KV on the CPU; conservative for fp16 devices
-        var footprint = ModelFootprint.From(manifest, kvElement, StageGraphBuilder.AttentionHeadDim(manifest.Config));
+        var manifest = OpenManifest(request.PackagePath);
+        var silos = LiveSilos(new HashSet<string>());
+        var footprint = ModelFootprint.From(manifest, KvElementBytes, StageGraphBuilder.AttentionHeadDim(manifest.Config));
+        var planOptions = new PlanOptions { Stages = request.Stages, KvTokens = request.MaxContext * request.MaxSessions };
         StagePlan plan;
+        IReadOnlyList<(int Stage, int Replica, string SiloId)> replicas;
         try
         {
-            plan = StagePlanner.Plan(footprint, silos, new PlanOptions { Stages = request.Stages, KvTokens = request.MaxContext * request.MaxSessions });
+            plan = StagePlanner.Plan(footprint, silos, planOptions);
+            replicas = ShardPlacement.Replicas(plan, silos, request.Replicas, planOptions);
         }
         catch (PlanningException e)
         {
             throw new StrataException(ErrorCodes.InvalidRequest, e.Message);
         }
+        if (request.Replicas is int wanted && replicas.Count < (wanted - 1) * plan.Stages.Count)
+            throw new StrataException(ErrorCodes.InvalidRequest,
+                $"{wanted} replicas of each of {plan.Stages.Count} stage(s) do not fit: the silos hold {replicas.Count + plan.Stages.Count} shard(s), " +
+                "each replica on its own silo; add silos, ask for fewer replicas (or --replicas auto)");
 
-        // A redeploy replaces the running version: its stages are unloaded first, so that the new plan has the silos'
-        // memory (streams still running on the old version fail; sessions start their next turn on the new one).
-        await UnloadShards(_shards);
-        _version++;
-        var shards = new List<(ShardConfig, string)>();
-        for (int i = plan.Stages.Count - 1; i >= 0; i--)
+        await _changes.WaitAsync();
+        try
         {
-            var s = plan.Stages[i];
-            string key = ShardKeys.Format(Model, i, (int)_version, s.SiloId);
-            string? next = i == plan.Stages.Count - 1 ? null : shards[0].Item2;
-            shards.Insert(0, (new ShardConfig(Model, request.PackagePath, i, s.FirstLayer, s.EndLayer, manifest.Config.NumLayers,
-                next, request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait), key));
+            // A redeploy replaces the running version: its shards are unloaded first, so that the new plan has the
+            // silos' memory (streams still running on the old version move to the new one by replay).
+            var old = Record.Shards.ToList();
+            await UnloadShards(old);
+            long version = Record.Version + 1;
+            var shards = plan.Stages.Select(s => NewShard(request, manifest, s, 0, s.SiloId, version))
+                .Concat(replicas.Select(r => NewShard(request, manifest, plan.Stages[r.Stage], r.Replica, r.SiloId, version)))
+                .OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
+            state.State = new DeploymentRecord { Request = request, Version = version, Shards = shards };
+            await state.WriteStateAsync();
+            LogPlan(logger, Model, version, string.Join("; ", shards.Select(s => $"stage {s.Config.StageIndex}.{s.Replica} [{s.Config.FirstLayer},{s.Config.EndLayer}) on {ShardKeys.Silo(s.Key)}")));
+            await Task.WhenAll(shards.Select(s => grains.GetGrain<IShardGrain>(s.Key).Configure(s.Config)));
         }
-        _request = request;
-        _packagePath = request.PackagePath;
-        _shards = shards;
-        LogPlan(logger, Model, string.Join("; ", plan.Stages.Select(s => $"[{s.FirstLayer},{s.EndLayer}) on {s.SiloId}")));
-        await Task.WhenAll(_shards.Select(s => grains.GetGrain<IShardGrain>(s.Key).Configure(s.Config)));
+        finally
+        {
+            _changes.Release();
+        }
         return await GetStatus();
+    }
+
+    private ShardRecord NewShard(DeployRequest request, PackageManifest manifest, PlannedStage stage, int replica, string silo, long version) =>
+        new(ShardKeys.Format(Model, stage.Index, version, silo, replica), replica,
+            new ShardConfig(Model, request.PackagePath, stage.Index, stage.FirstLayer, stage.EndLayer, manifest.Config.NumLayers,
+                request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait),
+            stage.TotalBytes);
+
+    // fp32 KV on the CPU; conservative for fp16 devices.
+    private const int KvElementBytes = 4;
+
+    private PackageManifest OpenManifest(string packagePath)
+    {
+        try
+        {
+            return ModelPackage.Open(host.Resolve(packagePath), verify: false).Manifest;
+        }
+        catch (Exception e) when (e is ModelFormatException or IOException)
+        {
+            throw new StrataException(ErrorCodes.InvalidRequest, $"cannot deploy {packagePath}: {e.Message}");
+        }
     }
 
     private static void Validate(DeployRequest r)
@@ -83,79 +108,155 @@ internal sealed partial class ModelGrain(
         if (r.Stages is < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"stages must be at least 1, got {r.Stages}");
         if (r.MaxContext < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"max context must be at least 1, got {r.MaxContext}");
         if (r.MaxSessions < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"max sessions must be at least 1, got {r.MaxSessions}");
+        if ((long)r.MaxContext * r.MaxSessions > int.MaxValue)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"max context x max sessions must stay below {int.MaxValue}, got {r.MaxContext} x {r.MaxSessions}");
+        if (r.Replicas is < 1 or > 64) throw new StrataException(ErrorCodes.InvalidRequest, $"replicas must be between 1 and 64 (or auto), got {r.Replicas}");
         if (r.AdmissionQueue is < 0) throw new StrataException(ErrorCodes.InvalidRequest, $"admission queue must be >= 0, got {r.AdmissionQueue}");
         if (r.AdmissionWait is { } wait && (wait < TimeSpan.Zero || wait > TimeSpan.FromMinutes(5)))
             throw new StrataException(ErrorCodes.InvalidRequest, $"admission wait must be between 0 and 5 minutes, got {wait}");
     }
 
-    private List<SiloCapacity> LiveSilos()
+    /// <summary>The active silos that advertise Strata capacity, less <paramref name="unreachable"/>.</summary>
+    private List<SiloCapacity> LiveSilos(IReadOnlySet<string> unreachable)
     {
         var result = new List<SiloCapacity>();
         foreach (var member in membership.CurrentSnapshot.Members.Values)
         {
             if (member.Status != SiloStatus.Active) continue;
+            string id = member.SiloAddress.ToParsableString();
+            if (unreachable.Contains(id)) continue;
             var md = metadata.GetSiloMetadata(member.SiloAddress).Metadata;
             if (!md.TryGetValue(StrataMetadata.Memory, out var mem) || !long.TryParse(mem, CultureInfo.InvariantCulture, out long bytes)) continue;
             double? speed = md.TryGetValue(StrataMetadata.Speed, out var sp) && double.TryParse(sp, CultureInfo.InvariantCulture, out double v) && v > 0 ? v : null;
-            result.Add(new SiloCapacity(member.SiloAddress.ToParsableString(), md.GetValueOrDefault(StrataMetadata.Device, "cpu"), bytes, speed));
+            result.Add(new SiloCapacity(id, md.GetValueOrDefault(StrataMetadata.Device, "cpu"), bytes, speed));
         }
         if (result.Count == 0)
             throw new StrataException(ErrorCodes.InvalidRequest, "no active silo advertises Strata capacity (is any silo running with Strata configured?)");
         return result;
     }
 
-    private async Task UnloadShards(IEnumerable<(ShardConfig Config, string Key)> shards)
+    private bool IsActive(string silo) =>
+        membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && m.SiloAddress.ToParsableString() == silo);
+
+    private async Task UnloadShards(IEnumerable<ShardRecord> shards)
     {
         await Task.WhenAll(shards.Select(async s =>
         {
-            try { await grains.GetGrain<IShardGrain>(s.Key).Unload(); }
+            try { await grains.GetGrain<IShardGrain>(s.Key).Unload().WaitAsync(options.Value.ShardProbeTimeout * 4); }
             catch (Exception e) when (e is not OutOfMemoryException) { /* its silo is gone, and the stage with it */ }
         }));
     }
 
+    public Task<bool> OwnsShard(string shardKey) => Task.FromResult(Record.Shards.Any(s => s.Key == shardKey));
+
     public async Task<ModelStatus> GetStatus()
     {
-        if (_request is null) return new ModelStatus(Model, DeploymentState.NotDeployed, null, null, 0, []);
-        var statuses = await Task.WhenAll(_shards.Select(async s =>
+        var record = Record;
+        if (record.Request is not { } request) return new ModelStatus(Model, DeploymentState.NotDeployed, null, null, 0, [], record.Version);
+        var probes = await Probe(record.Shards);
+        var stages = record.Shards.Select((s, i) => ToStageStatus(s, probes[i])).ToList();
+        var (state, error) = Summarize(stages);
+        return new ModelStatus(Model, state, error, request.PackagePath, request.MaxContext, stages, record.Version);
+    }
+
+    private static StageStatus ToStageStatus(ShardRecord s, ShardProbe p) => new(s.Config.StageIndex, s.Config.FirstLayer, s.Config.EndLayer,
+        s.Key, p.Status.Silo, p.Status.Device, p.Status.State == DeploymentState.NotDeployed ? DeploymentState.Failed : p.Status.State,
+        p.Status.State == DeploymentState.NotDeployed ? "the shard lost its stage (silo restarted?)" : p.Status.Error,
+        p.Status.ActiveSessions, p.Status.Slots, p.Status.WeightBytes, p.Status.KvBytes, p.Status.WaitingSessions, p.Status.QueuedSteps, s.Replica);
+
+    /// <summary>Ready when every stage has a ready replica; Failed when some stage has none ready and none loading.</summary>
+    private static (DeploymentState, string?) Summarize(IReadOnlyList<StageStatus> shards)
+    {
+        var state = DeploymentState.Ready;
+        foreach (var stage in shards.GroupBy(s => s.Index))
         {
+            if (stage.Any(s => s.State == DeploymentState.Ready)) continue;
+            if (stage.Any(s => s.State == DeploymentState.Loading)) { state = DeploymentState.Loading; continue; }
+            var failed = stage.First();
+            return (DeploymentState.Failed, $"stage {failed.Index} (layers [{failed.FirstLayer}, {failed.EndLayer}) on {failed.Silo}): {failed.Error}");
+        }
+        return (state, null);
+    }
+
+    /// <summary>What a probe of one shard found: its status, and whether its silo could not be reached.</summary>
+    private readonly record struct ShardProbe(ShardStatus Status, bool Unreachable)
+    {
+        public bool Serves => Status.State == DeploymentState.Ready;
+        public int Load => Status.ActiveSessions + Status.WaitingSessions;
+    }
+
+    /// <summary>Asks every shard for its status at once, each bounded by the probe timeout; a shard whose silo is not
+    /// active, or that does not answer in time, is unreachable.</summary>
+    private async Task<ShardProbe[]> Probe(IReadOnlyList<ShardRecord> shards) =>
+        await Task.WhenAll(shards.Select(async s =>
+        {
+            string silo = ShardKeys.Silo(s.Key);
+            if (!IsActive(silo))
+                return new ShardProbe(Lost(silo, "its silo left the cluster"), true);
             try
             {
-                return await grains.GetGrain<IShardGrain>(s.Key).GetStatus();
+                return new ShardProbe(await grains.GetGrain<IShardGrain>(s.Key).GetStatus().WaitAsync(options.Value.ShardProbeTimeout), false);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
-                return new ShardStatus(DeploymentState.Failed, Describe(e), ShardKeys.Silo(s.Key), "?", 0, 0, 0, 0);
+                return new ShardProbe(Lost(silo, Describe(e)), true);
             }
         }));
-        var stages = _shards.Select((s, i) => new StageStatus(i, s.Config.FirstLayer, s.Config.EndLayer, s.Key, statuses[i].Silo,
-            statuses[i].Device, statuses[i].State == DeploymentState.NotDeployed ? DeploymentState.Failed : statuses[i].State,
-            statuses[i].State == DeploymentState.NotDeployed ? "the shard lost its stage (silo restarted?)" : statuses[i].Error,
-            statuses[i].ActiveSessions, statuses[i].Slots, statuses[i].WeightBytes, statuses[i].KvBytes,
-            statuses[i].WaitingSessions, statuses[i].QueuedSteps)).ToList();
-        var failed = stages.FirstOrDefault(s => s.State == DeploymentState.Failed);
-        var state = failed is not null ? DeploymentState.Failed
-            : stages.All(s => s.State == DeploymentState.Ready) ? DeploymentState.Ready : DeploymentState.Loading;
-        string? error = failed is null ? null : $"stage {failed.Index} (layers [{failed.FirstLayer}, {failed.EndLayer}) on {failed.Silo}): {failed.Error}";
-        return new ModelStatus(Model, state, error, _packagePath, _request.MaxContext, stages);
+
+    private static ShardStatus Lost(string silo, string why) => new(DeploymentState.Failed, why, silo, "?", 0, 0, 0, 0);
+
+    public async Task<Route> GetRoute(IReadOnlyList<string>? current = null)
+    {
+        var record = Record;
+        if (record.Request is null) throw NotDeployed();
+        // Affinity: a session keeps its route while every shard of it is still part of the deployment; a lost one is
+        // reported by the session itself (ReportLost).
+        if (current is { Count: > 0 } && current.Count == record.Shards.Max(s => s.Config.StageIndex) + 1 &&
+            current.All(k => record.Shards.Any(s => s.Key == k)))
+            return ToRoute(record, current);
+
+        var probes = await Probe(record.Shards);
+        if (Pick(record, probes) is { } keys) return ToRoute(record, keys);
+        var (state, error) = Summarize(record.Shards.Select((s, i) => ToStageStatus(s, probes[i])).ToList());
+        if (state == DeploymentState.Loading) throw new StrataException(ErrorCodes.ModelNotReady, $"model '{Model}' is still loading its stages");
+        return await Repair(record.Version, error);
     }
 
-    public async Task<Route> GetRoute()
+    /// <summary>One ready replica of every stage, the least loaded (sessions running plus waiting, then free
+    /// slots); null when some stage has none.</summary>
+    private static string[]? Pick(DeploymentRecord record, ShardProbe[] probes)
     {
-        var status = await GetStatus();
-        if (status.State != DeploymentState.Ready)
-            throw new StrataException(ErrorCodes.ModelNotReady, status.State switch
-            {
-                DeploymentState.NotDeployed => $"model '{Model}' is not deployed (strata cluster deploy --model PKG)",
-                DeploymentState.Loading => $"model '{Model}' is still loading its stages",
-                _ => $"model '{Model}' failed: {status.Error}",
-            });
-        return new Route(Model, _packagePath!, _shards.Select(s => s.Key).ToArray(), _request!.MaxContext, _version);
+        var shards = record.Shards.Select((s, i) => (Shard: s, Probe: probes[i])).ToList();
+        int stages = record.Shards.Max(s => s.Config.StageIndex) + 1;
+        var keys = new string[stages];
+        for (int stage = 0; stage < stages; stage++)
+        {
+            var best = shards.Where(x => x.Shard.Config.StageIndex == stage && x.Probe.Serves)
+                .OrderBy(x => x.Probe.Load).ThenByDescending(x => x.Probe.Status.Slots - x.Probe.Status.ActiveSessions)
+                .ThenBy(x => x.Shard.Replica).Select(x => x.Shard.Key).FirstOrDefault();
+            if (best is null) return null;
+            keys[stage] = best;
+        }
+        return keys;
+    }
+
+    private Route ToRoute(DeploymentRecord record, IReadOnlyList<string> keys) =>
+        new(Model, record.Request!.PackagePath, keys.ToArray(), record.Request.MaxContext, record.Version);
+
+    private StrataException NotDeployed() =>
+        new(ErrorCodes.ModelNotReady, $"model '{Model}' is not deployed (strata cluster deploy --model PKG)");
+
+    public Task<Route> ReportLost(IReadOnlyList<string> failed)
+    {
+        LogReported(logger, Model, string.Join(", ", failed));
+        return Repair(Record.Version, null);
     }
 
     /// <summary>One line for an operator: Orleans' own messages carry inner exceptions and stack traces.</summary>
     private static string Describe(Exception e)
     {
         if (e is StrataException) return e.Message;
+        if (e is TimeoutException) return "silo unreachable or stage lost (no answer in time)";
         string first = e.Message.Split('\n', 2)[0].Trim();
         int at = first.IndexOf(" at Orleans.", StringComparison.Ordinal);
         if (at > 0) first = first[..at];
@@ -163,6 +264,9 @@ internal sealed partial class ModelGrain(
         return $"silo unreachable or stage lost ({e.GetType().Name}: {first})";
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: plan {Plan}")]
-    private static partial void LogPlan(ILogger logger, string model, string plan);
+    [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: plan version {Version}: {Plan}")]
+    private static partial void LogPlan(ILogger logger, string model, long version, string plan);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: a session lost its route {Route}; probing the shards")]
+    private static partial void LogReported(ILogger logger, string model, string route);
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
 using Strata.Engine.Sampling;
@@ -13,22 +14,34 @@ namespace Strata.Grains;
 /// A conversation. It owns the token history, the RNG state and a KV lease at every stage; it runs the decode
 /// loop (step through the shard chain, detokenize, check stops) and streams chunks. A follow-up turn sends only the
 /// tokens the stages have not cached yet. Cancelling a turn, going idle past the TTL or deactivating releases the
-/// KV everywhere; the history stays, so a later turn rebuilds the cache.
+/// KV everywhere; the history stays, so a later turn rebuilds the cache. History, RNG state and turn are saved to
+/// grain storage at the end of every turn. A step that fails or passes its deadline (<see cref="StepDeadlines"/>)
+/// means a lost stage: the session asks the model grain for a route that serves, replays its history through it and
+/// carries on; the stream sees no error, no duplicate and no missing token.
 /// </summary>
-internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenizers, IOptions<StrataSiloOptions> options)
+internal sealed partial class SessionGrain(
+    [PersistentState("session", StrataStorage.Name)] IPersistentState<SessionRecord> state,
+    IGrainFactory grains,
+    TokenizerCache tokenizers,
+    StepDeadlines deadlines,
+    IOptions<StrataSiloOptions> options,
+    ILogger<SessionGrain> logger)
     : Grain, ISessionGrain
 {
-    private readonly List<int> _history = [];
-    private string? _model;
     private Route? _route;
     private int _cached;          // positions every stage holds in KV
     private bool _holdsKv;
-    private ulong[]? _rng;
     private bool _busy;
     private DateTime _lastActive = DateTime.UtcNow;
     private IGrainTimer? _ttlTimer;
-    private long _turn;           // epoch of the current turn; the stages refuse steps of another one
     private const int MaxKvRebuilds = 2;
+    private const int MaxFailovers = 8;
+
+    private List<int> History => state.State.History;
+    private string? SessionModel { get => state.State.Model; set => state.State.Model = value; }
+    private ulong[]? Rng { get => state.State.Rng; set => state.State.Rng = value; }
+    /// <summary>Epoch of the current turn; the stages refuse steps of another one.</summary>
+    private long TurnEpoch { get => state.State.Turn; set => state.State.Turn = value; }
 
     private string Id => this.GetPrimaryKeyString();
 
@@ -49,7 +62,7 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         await ReleaseKv();
     }
 
-    public Task<SessionInfo> GetInfo() => Task.FromResult(new SessionInfo(Id, _model, _history.Count, _cached, _holdsKv));
+    public Task<SessionInfo> GetInfo() => Task.FromResult(new SessionInfo(Id, SessionModel, History.Count, _cached, _holdsKv));
 
     public async Task ReleaseKv()
     {
@@ -58,19 +71,15 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         _holdsKv = false;
         _cached = 0;
         if (route is null || !held) return;
-        await Task.WhenAll(route.ShardKeys.Select(async k =>
-        {
-            try { await grains.GetGrain<IShardGrain>(k).Release(Id); }
-            catch (Exception e) when (e is not OutOfMemoryException) { /* the stage is gone, and its KV with it */ }
-        }));
+        await Task.WhenAll(route.ShardKeys.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
     }
 
     public async IAsyncEnumerable<GenerateChunk> GenerateAsync(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         Validate(request);
         if (_busy) throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} is already generating; wait for the turn to finish");
-        if (_model is not null && _model != request.Model)
-            throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} belongs to model '{_model}', not '{request.Model}'");
+        if (SessionModel is not null && SessionModel != request.Model)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} belongs to model '{SessionModel}', not '{request.Model}'");
         _busy = true;
 
         // The decode loop runs ahead of the consumer: steps do not wait for the client to pull each chunk.
@@ -100,6 +109,21 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
             {
                 await Park();
             }
+            await Save();
+        }
+    }
+
+    /// <summary>Stores history, RNG state and turn. A storage outage (Redis restarting) must not fail the stream that
+    /// just completed: the next turn's save catches up.</summary>
+    private async Task Save()
+    {
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogSaveFailed(logger, Id, e.Message);
         }
     }
 
@@ -132,49 +156,53 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
     private async Task Decode(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationToken cancellation)
     {
         long started = Stopwatch.GetTimestamp(), lastToken = started;
-        var route = await grains.GetGrain<IModelGrain>(request.Model).GetRoute();
-        if (_route is not null && _route.Version != route.Version) { await ReleaseKv(); }
+        var route = await WithRetries(() => grains.GetGrain<IModelGrain>(request.Model).GetRoute(_route?.ShardKeys), cancellation);
+        if (_route is not null && !_route.ShardKeys.SequenceEqual(route.ShardKeys)) { await ReleaseKv(); }
         _route = route;
-        _model = request.Model;
+        SessionModel = request.Model;
         var tokenizer = tokenizers.Get(route.PackagePath);
 
-        int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: _history.Count == 0);
+        int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: History.Count == 0);
         foreach (int id in added)
             if ((uint)id >= (uint)tokenizer.VocabSize)
                 throw new StrataException(ErrorCodes.InvalidRequest, $"prompt token id {id} is outside the vocabulary (size {tokenizer.VocabSize})");
-        if (_history.Count + added.Length == 0)
+        if (History.Count + added.Length == 0)
             throw new StrataException(ErrorCodes.InvalidRequest, "the prompt is empty and the model has no BOS token");
-        if (_history.Count + added.Length > route.MaxContext)
+        if (History.Count + added.Length > route.MaxContext)
             throw new StrataException(ErrorCodes.ContextOverflow,
-                $"the conversation needs {_history.Count + added.Length} positions but the deployment's max context is {route.MaxContext}");
+                $"the conversation needs {History.Count + added.Length} positions but the deployment's max context is {route.MaxContext}");
         int promptTokens = added.Length;
         var tags = new TagList { { "model", request.Model } };
         StrataMetrics.PromptTokens.Add(promptTokens, tags);
-        _turn++;
+        TurnEpoch++;
         await Reserve(route, cancellation); // the prompt joins the history only once the turn is admitted
-        _history.AddRange(added);
+        History.AddRange(added);
         int cachedAtStart = _cached;
 
-        if (request.Seed is ulong || _rng is null)
-            _rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
+        if (request.Seed is ulong || Rng is null)
+            Rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
+        state.State.Sampling = request.Sampling;
         var stopIds = (request.IgnoreEos ? request.StopIds : tokenizer.EosIds.Concat(request.StopIds)).Distinct().ToArray();
         var stop = new StopChecker(stopIds, request.StopStrings, request.MaxNewTokens);
         var decoder = tokenizer.CreateStreamingDecoder();
-        var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
-        int generated = 0, rebuilds = 0;
+        int generated = 0, rebuilds = 0, failovers = 0;
+        double slack = 1;
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
             // A long prompt goes in steps of at most PrefillChunk tokens (activation messages stay small); all but
             // the last only fill the caches.
             int perStep = options.Value.PrefillChunk;
-            bool fillOnly = _history.Count - _cached > perStep;
-            int[] pending = _history.GetRange(_cached, fillOnly ? perStep : _history.Count - _cached).ToArray();
+            bool fillOnly = History.Count - _cached > perStep;
+            int[] pending = History.GetRange(_cached, fillOnly ? perStep : History.Count - _cached).ToArray();
+            var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
             StepResult result;
+            long sent = Stopwatch.GetTimestamp();
             try
             {
-                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, _rng, _turn, fillOnly))
-                    .WaitAsync(options.Value.StepTimeout, cancellation);
+                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, Rng, TurnEpoch, fillOnly, route.ShardKeys))
+                    .WaitAsync(deadlines.For(request.Model, pending.Length, slack), cancellation);
+                deadlines.Record(request.Model, pending.Length, Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 if (fillOnly)
                 {
                     _cached += pending.Length;
@@ -189,9 +217,19 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
                 await Reserve(route, cancellation);
                 continue;
             }
-            _cached = _history.Count;
-            _rng = result.RngState;
-            _history.Add(result.Token);
+            catch (Exception e) when (IsRouteLoss(e) && failovers < MaxFailovers && !cancellation.IsCancellationRequested)
+            {
+                failovers++;
+                LogFailover(logger, Id, string.Join(", ", route.ShardKeys), Describe(e));
+                var replacement = await Failover(route, cancellation);
+                // Every shard still answered: the step was only slow. Give later steps of this turn more time.
+                if (replacement.ShardKeys.SequenceEqual(route.ShardKeys)) slack *= 2;
+                route = replacement;
+                continue;
+            }
+            _cached = History.Count;
+            Rng = result.RngState;
+            History.Add(result.Token);
             _lastActive = DateTime.UtcNow;
             generated++;
             long now = Stopwatch.GetTimestamp();
@@ -215,6 +253,68 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         }
     }
 
+    /// <summary>A failure of the route rather than of the request: a stage lost, unreachable, unloaded or too slow.</summary>
+    private static bool IsRouteLoss(Exception e) =>
+        e is TimeoutException or OrleansException || e is StrataException { Code: ErrorCodes.StageFailed or ErrorCodes.ModelNotReady };
+
+    /// <summary>
+    /// Moves the turn to a route that serves: the model grain probes the shards and re-plans a lost stage (or
+    /// hands out another replica). The slots on shards the new route leaves are given back without waiting (their
+    /// silo may be gone); the session reserves on the new route under a new turn epoch, so a late step of the old
+    /// route cannot write into the new caches, and replays its whole history: the token that failed is sampled
+    /// again from the same RNG state, so the output is the one the stream would have had.
+    /// </summary>
+    private async Task<Route> Failover(Route lost, CancellationToken cancellation)
+    {
+        var route = await WithRetries(() => grains.GetGrain<IModelGrain>(lost.Model).ReportLost(lost.ShardKeys), cancellation);
+        var left = lost.ShardKeys.Except(route.ShardKeys).ToArray();
+        _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
+        _route = route;
+        _holdsKv = false;
+        _cached = 0;
+        TurnEpoch++;
+        await Reserve(route, cancellation);
+        return route;
+    }
+
+    private async Task Quietly(Func<Task> call)
+    {
+        try { await call().WaitAsync(options.Value.ShardProbeTimeout); }
+        catch (Exception e) when (e is not OutOfMemoryException) { /* the stage is gone, and its KV with it */ }
+    }
+
+    /// <summary>Calls the model grain, retrying while the cluster settles after a loss (the grain's silo or a part of
+    /// the grain directory may have gone with it): up to about a minute, with backoff.</summary>
+    private async Task<T> WithRetries<T>(Func<Task<T>> call, CancellationToken cancellation)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        var giveUp = DateTime.UtcNow + TimeSpan.FromMinutes(1);
+        while (true)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (e is TimeoutException or OrleansException && DateTime.UtcNow < giveUp)
+            {
+                LogRetry(logger, Id, Describe(e));
+                await Task.Delay(delay, cancellation);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
+
+    private static string Describe(Exception e) => $"{e.GetType().Name}: {e.Message.Split('\n', 2)[0]}";
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "session {Session}: route {Route} failed ({Error}); re-routing and replaying")]
+    private static partial void LogFailover(ILogger logger, string session, string route, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: the model grain did not answer ({Error}); retrying")]
+    private static partial void LogRetry(ILogger logger, string session, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "session {Session}: saving its state failed ({Error}); the next turn saves again")]
+    private static partial void LogSaveFailed(ILogger logger, string session, string error);
+
     /// <summary>Takes a KV slot at every stage, in stage order, waiting in each stage's admission queue as needed
     /// (a slot kept from the last turn is taken back at once). When a stage had evicted the session's cache, the
     /// turn rebuilds it from the history. When a stage refuses, every slot is given back.</summary>
@@ -224,7 +324,7 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
         try
         {
             foreach (var key in route.ShardKeys)
-                kept &= await grains.GetGrain<IShardGrain>(key).Reserve(Id, _turn, cancellation);
+                kept &= await grains.GetGrain<IShardGrain>(key).Reserve(Id, TurnEpoch, cancellation);
         }
         catch
         {
@@ -240,11 +340,8 @@ internal sealed class SessionGrain(IGrainFactory grains, TokenizerCache tokenize
     private async Task Park()
     {
         if (_route is not { } route || !_holdsKv) return;
-        await Task.WhenAll(route.ShardKeys.Select(async k =>
-        {
-            try { await grains.GetGrain<IShardGrain>(k).Park(Id); }
-            catch (Exception e) when (e is not OutOfMemoryException) { /* the stage is gone; the next turn finds out */ }
-        }));
+        // A stage that is gone is found out by the next turn.
+        await Task.WhenAll(route.ShardKeys.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Park(Id))));
     }
 
     private static void Validate(GenerateRequest r)

@@ -10,17 +10,18 @@ namespace Strata.Grains;
 /// <summary>
 /// A stage of a deployed model on the silo the plan chose. The stage itself lives in the silo's
 /// <see cref="StageHost"/> (loaded in the background, run on its own thread); the grain is its address. Steps from
-/// many sessions interleave; each is passed straight on to the next shard.
+/// many sessions interleave; each is passed straight on to the shard its route names next, so one shard serves every
+/// route (replica combination, re-plan) through its stage.
 /// </summary>
 [PinnedShardPlacement, Reentrant]
 internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainFactory grains) : Grain, IShardGrain
 {
     private string Key => this.GetPrimaryKeyString();
 
-    public Task<ShardStatus> Configure(ShardConfig config)
+    public async Task<ShardStatus> Configure(ShardConfig config)
     {
-        host.Start(Key, config);
-        return GetStatus();
+        await host.Start(Key, config);
+        return await GetStatus();
     }
 
     public Task<ShardStatus> GetStatus()
@@ -57,9 +58,14 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
     public async Task<StepResult> Step(StepRequest request)
     {
         var worker = Worker();
+        int stage = worker.Config.StageIndex;
+        bool last = worker.Config.EndLayer == worker.Config.TotalLayers;
+        if (!last && (request.Route is not { } route || route.Count <= stage + 1))
+            throw new StrataException(ErrorCodes.InvalidRequest, $"the step names no shard after stage {stage} (its route has {request.Route?.Count ?? 0} entries)");
         var output = await worker.Step(request);
-        if (worker.Config.NextShardKey is not string next)
+        if (last)
             return new StepResult(output.Token, output.RngState, [output.Milliseconds]);
+        string next = request.Route![stage + 1];
 
         var hidden = output.Hidden!;
         var forwarded = request with

@@ -27,8 +27,30 @@ public sealed class StrataSiloOptions
     /// <summary>Idle time after which a session's KV is released (its history is kept). Default 5 minutes.</summary>
     public TimeSpan SessionKvTtl { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Timeout of one pipeline step through all stages. Default 30 s.</summary>
+    /// <summary>Orleans' response timeout for grain calls, and the deadline of a session's first steps before any
+    /// step time was measured on its silo. Default 30 s.</summary>
     public TimeSpan StepTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A step that takes longer than this floor plus <see cref="StepDeadlineFactor"/> times the measured
+    /// step time counts as a lost stage: the session re-routes and replays. Default 1.5 s.</summary>
+    public TimeSpan StepDeadlineFloor { get; set; } = TimeSpan.FromSeconds(1.5);
+
+    /// <summary>How many measured step times a step may take (over the floor) before it counts as lost. Default 8.</summary>
+    public double StepDeadlineFactor { get; set; } = 8;
+
+    /// <summary>How long the model grain waits for a shard's status before calling it unreachable. Default 2 s.</summary>
+    public TimeSpan ShardProbeTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a repair waits for replacement stages to load. Default 5 minutes.</summary>
+    public TimeSpan StageLoadTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How often the silo asks the model grains whether its stages are still part of their deployment
+    /// (stages that are not are unloaded and their memory returned). Default 30 s.</summary>
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Element type of this silo's stages: fp32 or fp16; empty = the device's default (fp16 on CUDA, fp32
+    /// on the CPU). Activations convert at the receiving stage, so stages of different types can form one chain.</summary>
+    public string Precision { get; set; } = "";
 
     /// <summary>Most decode steps a stage runs as one batch. Default 64.</summary>
     public int MaxBatch { get; set; } = 64;

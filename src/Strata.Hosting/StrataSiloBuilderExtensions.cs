@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Runtime.MembershipService.SiloMetadata;
+using Orleans.Serialization;
+using Orleans.Storage;
 using Strata.Grains;
 using Strata.Grains.Placement;
 using Strata.Grains.Stages;
@@ -25,6 +27,12 @@ public static class StrataSiloBuilderExtensions
         silo.Services.AddSingleton(Options.Create(options));
         silo.Services.AddSingleton<StageHost>();
         silo.Services.AddSingleton<TokenizerCache>();
+        silo.Services.AddSingleton<StepDeadlines>();
+        // Control state (deployments, sessions): Redis when the clustering registered it, else in memory (the
+        // embedded cluster), kept by storage grains spread over the silos.
+        if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, StrataStorage.Name)))
+            silo.AddMemoryGrainStorage(StrataStorage.Name, b => b.Configure<Serializer>((o, serializer) =>
+                o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer)));
         silo.AddPlacementDirector<PinnedShardPlacement, PinnedShardPlacementDirector>();
         silo.UseSiloMetadata(new Dictionary<string, string>
         {
@@ -54,6 +62,12 @@ public static class StrataSiloOptionsValidator
         if (o.Speed < 0) errors.Add($"Strata:Speed must be >= 0, got {o.Speed}");
         if (o.SessionKvTtl <= TimeSpan.Zero) errors.Add($"Strata:SessionKvTtl must be positive, got {o.SessionKvTtl}");
         if (o.StepTimeout <= TimeSpan.Zero) errors.Add($"Strata:StepTimeout must be positive, got {o.StepTimeout}");
+        if (o.StepDeadlineFloor <= TimeSpan.Zero) errors.Add($"Strata:StepDeadlineFloor must be positive, got {o.StepDeadlineFloor}");
+        if (!(o.StepDeadlineFactor >= 1) || double.IsInfinity(o.StepDeadlineFactor)) errors.Add($"Strata:StepDeadlineFactor must be at least 1, got {o.StepDeadlineFactor}");
+        if (o.ShardProbeTimeout <= TimeSpan.Zero) errors.Add($"Strata:ShardProbeTimeout must be positive, got {o.ShardProbeTimeout}");
+        if (o.StageLoadTimeout <= TimeSpan.Zero) errors.Add($"Strata:StageLoadTimeout must be positive, got {o.StageLoadTimeout}");
+        if (o.ReconcileInterval < TimeSpan.FromMilliseconds(100)) errors.Add($"Strata:ReconcileInterval must be at least 100 ms, got {o.ReconcileInterval}");
+        if (o.Precision is not ("" or "fp32" or "fp16")) errors.Add($"Strata:Precision must be fp32, fp16 or empty (the device's default), got '{o.Precision}'");
         if (o.MaxBatch < 1) errors.Add($"Strata:MaxBatch must be >= 1, got {o.MaxBatch}");
         if (o.PrefillChunk < 1) errors.Add($"Strata:PrefillChunk must be >= 1, got {o.PrefillChunk}");
         if (o.AdmissionQueue < 0) errors.Add($"Strata:AdmissionQueue must be >= 0, got {o.AdmissionQueue}");

@@ -139,12 +139,12 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         try
         {
             var sampling = new SamplingSpec();
-            var e = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 0, 1, null, new byte[10], "fp32", sampling, [])));
+            var e = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 0, 1, null, new byte[10], "fp32", sampling, [], Route: route.ShardKeys)));
             Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
             Assert.Contains("bytes", e.Message);
-            var e2 = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 0, 1, null, new byte[256], "int8", sampling, [])));
+            var e2 = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 0, 1, null, new byte[256], "int8", sampling, [], Route: route.ShardKeys)));
             Assert.Contains("int8", e2.Message);
-            var e3 = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 5, 1, null, new byte[256], "fp32", sampling, [])));
+            var e3 = await Assert.ThrowsAsync<StrataException>(() => second.Step(new StepRequest("probe", 5, 1, null, new byte[256], "fp32", sampling, [], Route: route.ShardKeys)));
             Assert.Contains("position 5", e3.Message);
         }
         finally

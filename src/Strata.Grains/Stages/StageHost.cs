@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
@@ -10,9 +11,11 @@ namespace Strata.Grains.Stages;
 
 /// <summary>
 /// The silo's stages: a singleton that outlives shard grain activations, holds every loaded stage, and accounts
-/// their memory against the silo's budget.
+/// their memory against the silo's budget. It reconciles with the model grains every
+/// <see cref="StrataSiloOptions.ReconcileInterval"/>: a stage whose deployment no longer names it (superseded by a
+/// redeploy or re-plan, or the model unloaded) is unloaded and its memory returned.
 /// </summary>
-public sealed class StageHost : IDisposable
+public sealed partial class StageHost : IDisposable
 {
     private readonly ConcurrentDictionary<string, StageWorker> _workers = new(StringComparer.Ordinal);
     private readonly StrataSiloOptions _options;
@@ -20,18 +23,76 @@ public sealed class StageHost : IDisposable
     private readonly Lock _memoryLock = new();
     private long _reserved;
     private readonly Timer _expiry;
+    private readonly Timer? _reconcile;
+    private readonly IGrainFactory? _grains;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
+    private int _reconciling;
 
-    /// <summary>Creates the host from the silo's options.</summary>
-    public StageHost(IOptions<StrataSiloOptions> options, ILoggerFactory loggers)
+    /// <summary>Creates the host from the silo's options; with <paramref name="grains"/> it reconciles its stages
+    /// with the model grains.</summary>
+    public StageHost(IOptions<StrataSiloOptions> options, ILoggerFactory loggers, IGrainFactory? grains = null, IHostApplicationLifetime? lifetime = null)
     {
         _options = options.Value;
         _loggers = loggers;
+        _logger = loggers.CreateLogger("Strata.StageHost");
+        _grains = grains;
+        _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
         Device = DeviceSpec.Parse(_options.Device);
+        Precision = _options.Precision switch
+        {
+            "" => null,
+            "fp32" => Engine.Graph.ComputeType.Float32,
+            "fp16" => Engine.Graph.ComputeType.Float16,
+            _ => throw new ArgumentException($"Strata:Precision must be fp32, fp16 or empty, got '{_options.Precision}'"),
+        };
         MemoryBytes = _options.MemoryBytes;
         // Sessions release their own KV; this catches leases whose session grain vanished with its silo.
         var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(5).Ticks, _options.SessionKvTtl.Ticks / 2));
         _expiry = new Timer(_ => ExpireIdleLeases(), null, period, period);
+        if (grains is not null)
+            _reconcile = new Timer(_ => _ = ReconcileAsync(), null, _options.ReconcileInterval, _options.ReconcileInterval);
     }
+
+    /// <summary>Element type of this silo's stages, or null for the device's default.</summary>
+    public Engine.Graph.ComputeType? Precision { get; }
+
+    /// <summary>Asks each loaded stage's model grain whether the stage is still part of its deployment and unloads
+    /// those that are not. A model grain that cannot be reached (the cluster settling after a loss, storage down)
+    /// leaves its stages alone: only a clear "no" unloads. Returns the keys unloaded.</summary>
+    public async Task<IReadOnlyList<string>> ReconcileAsync()
+    {
+        if (_grains is null || Interlocked.Exchange(ref _reconciling, 1) == 1) return [];
+        var unloaded = new List<string>();
+        try
+        {
+            foreach (var worker in _workers.Values.ToArray())
+            {
+                if (_stopping.IsCancellationRequested) break;
+                bool owned;
+                try
+                {
+                    owned = await _grains.GetGrain<IModelGrain>(worker.Config.Model).OwnsShard(worker.Key).WaitAsync(_options.ShardProbeTimeout * 4, _stopping);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    continue;
+                }
+                if (owned) continue;
+                LogOrphan(_logger, worker.Key);
+                await Unload(worker.Key);
+                unloaded.Add(worker.Key);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _reconciling, 0);
+        }
+        return unloaded;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "stage {Key} is no longer part of its deployment: unloading it")]
+    private static partial void LogOrphan(ILogger logger, string key);
 
     private void ExpireIdleLeases()
     {
@@ -59,12 +120,15 @@ public sealed class StageHost : IDisposable
     public string Resolve(string packagePath) =>
         Path.IsPathRooted(packagePath) ? packagePath : Path.GetFullPath(Path.Combine(_options.ModelStore, packagePath));
 
-    internal StageWorker Start(string key, ShardConfig config)
+    internal async Task<StageWorker> Start(string key, ShardConfig config)
     {
+        // The model grain is the only one that configures shards, and it never reuses a key for another
+        // configuration; a stage under this key with another one is an orphan of a deployment record that was lost.
+        if (_workers.TryGetValue(key, out var existing) && existing.Config != config) await Unload(key);
         var worker = _workers.GetOrAdd(key, k =>
         {
             var w = new StageWorker(k, config, _loggers.CreateLogger("Strata.Stage"));
-            var engine = new EngineOptions { Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext };
+            var engine = new EngineOptions { Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext, Precision = Precision };
             var batching = new BatcherOptions
             {
                 MaxBatch = _options.MaxBatch,
@@ -80,7 +144,7 @@ public sealed class StageHost : IDisposable
             return w;
         });
         if (worker.Config != config)
-            throw new StrataException(ErrorCodes.InvalidRequest, $"shard {key} is already loaded with another configuration");
+            throw new StrataException(ErrorCodes.InvalidRequest, $"shard {key} is being configured twice at once with different settings");
         return worker;
     }
 
@@ -119,6 +183,7 @@ public sealed class StageHost : IDisposable
     public void Dispose()
     {
         _expiry.Dispose();
+        _reconcile?.Dispose();
         foreach (var w in _workers.Values) w.Dispose();
         _workers.Clear();
     }

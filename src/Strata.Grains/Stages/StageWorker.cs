@@ -166,7 +166,9 @@ internal sealed class StageWorker : IDisposable
                 Epoch = r.Epoch,
                 TokenCount = r.TokenCount,
                 Tokens = runtime.Stage.IsFirst ? r.Tokens ?? [] : null,
-                Hidden = runtime.Stage.IsFirst ? null : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []),
+                // A stage of another element type (fp16 GPU before an fp32 CPU stage) sent these: convert on arrival.
+                Hidden = runtime.Stage.IsFirst ? null
+                    : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []).ConvertTo(runtime.Compute),
                 Sample = runtime.Stage.IsLast && !r.FillOnly ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null,
             };
             var outcome = await batcher.StepAsync(job);
