@@ -69,8 +69,7 @@ internal sealed partial class ModelGrain
             Version = version,
             Shards = survivors.Concat(added).OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList(),
         };
-        state.State = next;
-        await state.WriteStateAsync();
+        await Store(next);
         LogReplan(logger, Model, version, string.Join(", ", lost.Select(l => l.Key)), why ?? "lost",
             string.Join(", ", added.Select(a => $"stage {a.Config.StageIndex} on {ShardKeys.Silo(a.Key)}")));
         await Task.WhenAll(added.Select(a => grains.GetGrain<IShardGrain>(a.Key).Configure(a.Config)));

@@ -69,8 +69,7 @@ internal sealed partial class ModelGrain(
             var shards = plan.Stages.Select(s => NewShard(request, manifest, s, 0, s.SiloId, version))
                 .Concat(replicas.Select(r => NewShard(request, manifest, plan.Stages[r.Stage], r.Replica, r.SiloId, version)))
                 .OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
-            state.State = new DeploymentRecord { Request = request, Version = version, Shards = shards };
-            await state.WriteStateAsync();
+            await Store(new DeploymentRecord { Request = request, Version = version, Shards = shards });
             LogPlan(logger, Model, version, string.Join("; ", shards.Select(s => $"stage {s.Config.StageIndex}.{s.Replica} [{s.Config.FirstLayer},{s.Config.EndLayer}) on {ShardKeys.Silo(s.Key)}")));
             await Task.WhenAll(shards.Select(s => grains.GetGrain<IShardGrain>(s.Key).Configure(s.Config)));
         }
@@ -79,6 +78,25 @@ internal sealed partial class ModelGrain(
             _changes.Release();
         }
         return await GetStatus();
+    }
+
+    /// <summary>Writes the record. When the stored copy is gone (memory storage whose silo died) or another write
+    /// got there first, the grain's own record is the newer one: it reads to take the current etag and writes again.</summary>
+    private async Task Store(DeploymentRecord next)
+    {
+        state.State = next;
+        try
+        {
+            await state.WriteStateAsync();
+        }
+        catch (Orleans.Storage.InconsistentStateException e)
+        {
+            LogRewrite(logger, Model, e.Message);
+            await state.ReadStateAsync();
+            next.Version = Math.Max(next.Version, state.State.Version);
+            state.State = next;
+            await state.WriteStateAsync();
+        }
     }
 
     private ShardRecord NewShard(DeployRequest request, PackageManifest manifest, PlannedStage stage, int replica, string silo, long version) =>
@@ -266,6 +284,9 @@ internal sealed partial class ModelGrain(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: plan version {Version}: {Plan}")]
     private static partial void LogPlan(ILogger logger, string model, long version, string plan);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: the stored deployment changed under it ({Error}); writing its own again")]
+    private static partial void LogRewrite(ILogger logger, string model, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: a session lost its route {Route}; probing the shards")]
     private static partial void LogReported(ILogger logger, string model, string route);

@@ -114,6 +114,9 @@ public sealed partial class StageHost : IDisposable
 
     internal IEnumerable<StageWorker> Workers => _workers.Values;
 
+    /// <summary>The shard keys of the stages this silo holds (loading, ready or failed).</summary>
+    public IReadOnlyCollection<string> StageKeys => _workers.Keys.ToArray();
+
     internal StageWorker? Get(string key) => _workers.GetValueOrDefault(key);
 
     /// <summary>Resolves a package path against the model store.</summary>
