@@ -141,14 +141,55 @@ public sealed class StrataClient : IAsyncDisposable
     /// <summary>A model's deployment state.</summary>
     public Task<ModelStatus> GetModelStatusAsync(string model) => Orleans.GetGrain<IModelGrain>(model).GetStatus();
 
-    /// <summary>Streams one turn of session <paramref name="sessionId"/>.</summary>
+    /// <summary>Streams one turn of session <paramref name="sessionId"/>. While the cluster settles after the loss of
+    /// a silo (the session's grain or its directory entry may have gone with it) a call can be refused before the
+    /// first chunk; the turn has then not started, and starting it is retried for up to
+    /// <see cref="StartRetryWindow"/>.</summary>
     public async IAsyncEnumerable<GenerateChunk> GenerateAsync(string sessionId, GenerateRequest request,
         [EnumeratorCancellation] CancellationToken cancellation = default)
     {
+        var (stream, any) = await StartTurn(sessionId, request, cancellation);
+        try
+        {
+            if (!any) yield break;
+            yield return stream.Current;
+            while (await stream.MoveNextAsync()) yield return stream.Current;
+        }
+        finally
+        {
+            await stream.DisposeAsync();
+        }
+    }
+
+    /// <summary>How long starting a turn is retried while the cluster refuses calls after a silo was lost.</summary>
+    public TimeSpan StartRetryWindow { get; init; } = TimeSpan.FromSeconds(45);
+
+    private async Task<(IAsyncEnumerator<GenerateChunk> Stream, bool Any)> StartTurn(string sessionId, GenerateRequest request, CancellationToken cancellation)
+    {
         var session = Orleans.GetGrain<ISessionGrain>(sessionId);
-        await PlaceNearFirstStage(session, request.Model);
-        await foreach (var chunk in session.GenerateAsync(request, cancellation).WithBatchSize(16).WithCancellation(cancellation))
-            yield return chunk;
+        var giveUp = DateTime.UtcNow + StartRetryWindow;
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            await PlaceNearFirstStage(session, request.Model);
+            var stream = session.GenerateAsync(request, cancellation).WithBatchSize(16).GetAsyncEnumerator(cancellation);
+            try
+            {
+                return (stream, await stream.MoveNextAsync());
+            }
+            catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException && DateTime.UtcNow < giveUp)
+            {
+                await stream.DisposeAsync();
+                _entrySilos.TryRemove(request.Model, out _);
+                await Task.Delay(delay, cancellation);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+            catch
+            {
+                await stream.DisposeAsync();
+                throw;
+            }
+        }
     }
 
     /// <summary>The live silos of the cluster with their status.</summary>
