@@ -51,7 +51,7 @@ internal static class TemplateFilters
             case "selectattr" or "rejectattr": return Select(value, args, name == "selectattr", byAttribute: true, maxLength);
             case "int": return ToInt(value, args.Get(0, "default", 0L));
             case "float": return ToFloat(value, args.Get(0, "default", 0.0));
-            case "abs": return value switch { long i => Math.Abs(i), double x => Math.Abs(x), bool b => b ? 1L : 0L, _ => throw BadType(name, value) };
+            case "abs": return value switch { long i when i != long.MinValue => (object)Math.Abs(i), double x => Math.Abs(x), bool b => b ? 1L : 0L, _ => throw BadType(name, value) };
             default: return StringFilter(name, TemplateValues.ToStr(value), args, maxLength);
         }
     }

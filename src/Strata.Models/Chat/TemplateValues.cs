@@ -194,6 +194,11 @@ internal static class TemplateValues
                 var dict = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
                 foreach (var (k, v) in pairs) dict[k] = FromClr(v, depth + 1);
                 return dict;
+            case IDictionary map:
+                var fromMap = new OrderedDictionary<string, object?>(StringComparer.Ordinal);
+                foreach (DictionaryEntry e in map)
+                    fromMap[e.Key as string ?? Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? ""] = FromClr(e.Value, depth + 1);
+                return fromMap;
             case IEnumerable items:
                 var list = new List<object?>();
                 foreach (var item in items) list.Add(FromClr(item, depth + 1));
