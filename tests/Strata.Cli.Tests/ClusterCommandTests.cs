@@ -14,7 +14,7 @@ public sealed class ClusterCommandTests(EmbeddedClusterFixture fx)
     {
         // Relative to the silos' model store; the name defaults to the folder's.
         var deploy = (await Run(["cluster", "deploy", "--model", EmbeddedClusterFixture.Package, "--stages", "2", "--max-context", "256"])).Ok();
-        Assert.Contains($"model {EmbeddedClusterFixture.Package}: ready, 2 stage(s)", deploy.Out);
+        Assert.Contains($"model {EmbeddedClusterFixture.Package}: ready, version 1, 2 stage(s), 2 shard(s)", deploy.Out);
         Assert.Contains("silo-0", deploy.Out);
         Assert.Contains("silo-1", deploy.Out);
 
