@@ -10,7 +10,50 @@ namespace Strata.Cli;
 internal static class ClusterCommands
 {
     public static Command Create(CliOutput output) =>
-        new("cluster", "Operate a running cluster: deploy models, show silos and stages.") { Deploy(output), Status(output) };
+        new("cluster", "Operate a running cluster: deploy, scale, drain, show silos and stages.") { Deploy(output), Status(output), Scale(output), Drain(output) };
+
+    private static int? ParseReplicas(string text) =>
+        text.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null
+        : int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int r) && r is >= 1 and <= 64 ? r
+        : throw new CliUsageException($"--replicas '{text}' is not valid: give a number of shards per stage (1 to 64) or auto");
+
+    private static Command Scale(CliOutput output)
+    {
+        var model = new Option<string>("--model") { Description = "The deployed model's name", Required = true };
+        var replicas = new Option<string>("--replicas") { Description = "Shards per stage, each on its own silo, or auto", Required = true };
+        var flags = new ClusterFlags();
+        var cmd = new Command("scale", "Add or remove replicas of every stage of a model while sessions stream.") { model, replicas };
+        flags.AddTo(cmd);
+        cmd.SetAction(async (parse, ct) =>
+        {
+            int? count = ParseReplicas(parse.GetValue(replicas)!);
+            await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
+            output.Err.WriteLine($"scaling {parse.GetValue(model)} to {(count?.ToString(CultureInfo.InvariantCulture) ?? "auto")} replica(s) per stage...");
+            var status = await connection.Client.ScaleAsync(parse.GetValue(model)!, count);
+            PrintModel(output.Out, status, await SiloNames(connection.Client));
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Drain(CliOutput output)
+    {
+        var silo = new Argument<string>("silo") { Description = "The silo's name (--name) or address" };
+        var flags = new ClusterFlags();
+        var cmd = new Command("drain", "Move every stage off a silo (replacements load first, sessions replay there) and report when it is empty.") { silo };
+        flags.AddTo(cmd);
+        cmd.SetAction(async (parse, ct) =>
+        {
+            await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
+            output.Err.WriteLine($"draining {parse.GetValue(silo)}: placing replacements, then moving its sessions...");
+            var report = await connection.Client.DrainAsync(parse.GetValue(silo)!);
+            output.Out.WriteLine(report.ShardsLeft == 0
+                ? $"silo {report.Silo} drained: {report.ShardsMoved} shard(s) of {report.Models.Count} model(s) moved; it holds no stage"
+                : $"silo {report.Silo}: {report.ShardsMoved} shard(s) moved, {report.ShardsLeft} left (see the silo's log)");
+            return report.ShardsLeft == 0 ? 0 : 2;
+        });
+        return cmd;
+    }
 
     private static Command Deploy(CliOutput output)
     {
@@ -49,10 +92,7 @@ internal static class ClusterCommands
             if (parse.GetValue(wait) is double w && !(w >= 0 && w <= 300))
                 throw new CliUsageException($"--admission-wait must be between 0 and 300 seconds, got {w}");
             var admissionWait = parse.GetValue(wait) is double seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
-            string replicasText = parse.GetValue(replicas)!;
-            int? replicaCount = replicasText.Equals("auto", StringComparison.OrdinalIgnoreCase) ? null
-                : int.TryParse(replicasText, NumberStyles.None, CultureInfo.InvariantCulture, out int r) && r is >= 1 and <= 64 ? r
-                : throw new CliUsageException($"--replicas '{replicasText}' is not valid: give a number of shards per stage (1 to 64) or auto");
+            int? replicaCount = ParseReplicas(parse.GetValue(replicas)!);
 
             await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
             var client = connection.Client;

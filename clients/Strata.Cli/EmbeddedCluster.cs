@@ -122,6 +122,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                 o.ModelStore = options.ModelStore;
                 o.Memory = options.Memory;
                 o.Threads = options.Threads;
+                o.DrainOnShutdown = false; // the whole cluster stops at once: nowhere to drain to
             });
             silo.Configure<SiloOptions>(o => o.SiloName = $"silo-{index}");
         });

@@ -192,6 +192,23 @@ public sealed class StrataClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Drains a silo, named by its silo name (<c>--name</c>) or address: every stage it holds moves to other
+    /// silos (replacement loaded first), its sessions replay there, and nothing new is placed on it. Returns when it
+    /// holds no stage.</summary>
+    public async Task<DrainReport> DrainAsync(string silo)
+    {
+        var silos = await GetSilosAsync();
+        var match = silos.Where(s => s.Name == silo || s.Silo == silo || s.Silo.StartsWith(silo + "@", StringComparison.Ordinal)).ToList();
+        if (match.Count != 1)
+            throw new StrataException(ErrorCodes.InvalidRequest, match.Count == 0
+                ? $"no active silo is named or addressed '{silo}'; active: {string.Join(", ", silos.Select(s => $"{s.Name} ({s.Silo})"))}"
+                : $"'{silo}' matches {match.Count} silos; give the address");
+        return await Orleans.GetGrain<ISiloControlGrain>("silo#" + match[0].Silo).Drain();
+    }
+
+    /// <summary>Sets a model's replicas per stage (null: as many as spare capacity allows) while sessions stream.</summary>
+    public Task<ModelStatus> ScaleAsync(string model, int? replicas) => Orleans.GetGrain<IModelGrain>(model).Scale(replicas);
+
     /// <summary>The live silos of the cluster with their status.</summary>
     public async Task<IReadOnlyList<(string Silo, string Name, string Status)>> GetSilosAsync()
     {

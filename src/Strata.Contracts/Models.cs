@@ -102,4 +102,51 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>Whether the shard is part of the current deployment; silos unload the stages that are not.</summary>
     [Alias("OwnsShard")]
     Task<bool> OwnsShard(string shardKey);
+
+    /// <summary>Moves every shard off <paramref name="silo"/>: a replacement is placed and loaded elsewhere first,
+    /// then the shards there leave the deployment (a new plan version) and unload; the sessions they served move to
+    /// the replacements by replay. Returns how many shards moved.</summary>
+    [Alias("Drain"), ResponseTimeout("00:10:00")]
+    Task<int> Drain(string silo);
+
+    /// <summary>Adds or removes replicas while sessions stream, until every stage has <paramref name="replicas"/>
+    /// shards (null: as many as spare capacity allows). A new plan version; sessions on a removed replica move by
+    /// replay.</summary>
+    [Alias("Scale"), ResponseTimeout("00:10:00")]
+    Task<ModelStatus> Scale(int? replicas);
+}
+
+/// <summary>What draining a silo did.</summary>
+/// <param name="Silo">The silo's address.</param>
+/// <param name="Models">The models that had shards there.</param>
+/// <param name="ShardsMoved">Shards placed elsewhere and unloaded there.</param>
+/// <param name="ShardsLeft">Shards the silo still holds (0 when the drain is complete).</param>
+[GenerateSerializer, Immutable, Alias("strata.DrainReport")]
+public sealed record DrainReport(
+    [property: Id(0)] string Silo,
+    [property: Id(1)] IReadOnlyList<string> Models,
+    [property: Id(2)] int ShardsMoved,
+    [property: Id(3)] int ShardsLeft);
+
+/// <summary>One silo's control: lives on that silo (key <c>silo#{address}</c>).</summary>
+[Alias("strata.ISiloControlGrain")]
+public interface ISiloControlGrain : IGrainWithStringKey
+{
+    /// <summary>Stops new shards and sessions there and moves every shard it holds to other silos; returns when it
+    /// holds none (or says what is left).</summary>
+    [Alias("Drain"), ResponseTimeout("00:10:00")]
+    Task<DrainReport> Drain();
+}
+
+/// <summary>The silos being drained, cluster-wide: planners place nothing new on them.</summary>
+[Alias("strata.IDrainRegistryGrain")]
+public interface IDrainRegistryGrain : IGrainWithStringKey
+{
+    /// <summary>Marks a silo as draining.</summary>
+    [Alias("Add")]
+    Task Add(string silo);
+
+    /// <summary>The silos being drained.</summary>
+    [Alias("Get")]
+    Task<IReadOnlyList<string>> Get();
 }

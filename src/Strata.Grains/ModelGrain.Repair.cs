@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Strata.Contracts;
 using Strata.Grains.Placement;
-using Strata.Models.Planning;
 
 namespace Strata.Grains;
 
@@ -41,33 +40,21 @@ internal sealed partial class ModelGrain
         }
     }
 
-    /// <summary>Drops <paramref name="lost"/> and places a replacement for every stage it leaves without a replica,
-    /// then stores the new version and starts the loads.</summary>
+    /// <summary>Drops <paramref name="lost"/> and places a replacement for every stage it leaves without a replica
+    /// (and for lost replicas where a silo has room), then stores the new version and starts the loads.</summary>
     private async Task<DeploymentRecord> Replace(DeploymentRecord record, IReadOnlyList<ShardRecord> lost, IReadOnlySet<string> unreachable, string? why)
     {
         var request = record.Request!;
         var survivors = record.Shards.Except(lost).ToList();
-        var silos = LiveSilos(unreachable);
-        var used = survivors.GroupBy(s => ShardKeys.Silo(s.Key)).ToDictionary(g => g.Key, g => g.Sum(s => s.Bytes), StringComparer.Ordinal);
         long version = record.Version + 1;
-        var added = new List<ShardRecord>();
-        foreach (var gone in lost.Where(l => !survivors.Any(s => s.Config.StageIndex == l.Config.StageIndex)).DistinctBy(l => l.Config.StageIndex))
-        {
-            var holders = survivors.Concat(added).Where(s => s.Config.StageIndex == gone.Config.StageIndex)
-                .Select(s => ShardKeys.Silo(s.Key)).Concat(unreachable).ToHashSet(StringComparer.Ordinal);
-            string silo = ShardPlacement.Choose(gone.Bytes, silos, used, holders)
-                ?? throw new StrataException(ErrorCodes.StageFailed,
-                    $"model '{Model}' lost stage {gone.Config.StageIndex} (layers [{gone.Config.FirstLayer}, {gone.Config.EndLayer})) and no surviving silo " +
-                    $"has {ByteSize.Format(gone.Bytes)} free for it; add a silo or deploy again with fewer sessions");
-            used[silo] = used.GetValueOrDefault(silo) + gone.Bytes;
-            added.Add(gone with { Key = ShardKeys.Format(Model, gone.Config.StageIndex, version, silo, gone.Replica) });
-        }
+        var added = Place(lost, survivors, await Candidates(unreachable), version,
+            required: lost.Where(l => survivors.All(s => s.Config.StageIndex != l.Config.StageIndex)));
 
         var next = new DeploymentRecord
         {
             Request = request,
             Version = version,
-            Shards = survivors.Concat(added).OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList(),
+            Shards = Sorted(survivors.Concat(added)),
         };
         await Store(next);
         LogReplan(logger, Model, version, string.Join(", ", lost.Select(l => l.Key)), why ?? "lost",

@@ -39,7 +39,7 @@ internal sealed partial class ModelGrain(
     {
         Validate(request);
         var manifest = OpenManifest(request.PackagePath);
-        var silos = LiveSilos(new HashSet<string>());
+        var silos = await Candidates([]);
         var footprint = ModelFootprint.From(manifest, KvElementBytes, StageGraphBuilder.AttentionHeadDim(manifest.Config));
         var planOptions = new PlanOptions { Stages = request.Stages, KvTokens = request.MaxContext * request.MaxSessions };
         StagePlan plan;

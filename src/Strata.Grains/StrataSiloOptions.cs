@@ -48,6 +48,13 @@ public sealed class StrataSiloOptions
     /// (stages that are not are unloaded and their memory returned). Default 30 s.</summary>
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Whether a graceful stop (SIGTERM) first drains the silo: its stages move to other silos and their
+    /// sessions replay there. Default true.</summary>
+    public bool DrainOnShutdown { get; set; } = true;
+
+    /// <summary>How long a drain on shutdown may take; the host's shutdown timeout is this plus 20 s. Default 2 minutes.</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Element type of this silo's stages: fp32 or fp16; empty = the device's default (fp16 on CUDA, fp32
     /// on the CPU). Activations convert at the receiving stage, so stages of different types can form one chain.</summary>
     public string Precision { get; set; } = "";

@@ -28,6 +28,9 @@ public static class StrataSiloBuilderExtensions
         silo.Services.AddSingleton<StageHost>();
         silo.Services.AddSingleton<TokenizerCache>();
         silo.Services.AddSingleton<StepDeadlines>();
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, Grains.Control.DrainOnShutdown>();
+        if (options.DrainOnShutdown)
+            silo.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(20));
         // Control state (deployments, sessions): Redis when the clustering registered it, else in memory (the
         // embedded cluster), kept by storage grains spread over the silos.
         if (!silo.Services.Any(d => d.IsKeyedService && Equals(d.ServiceKey, StrataStorage.Name)))
@@ -64,6 +67,7 @@ public static class StrataSiloOptionsValidator
         if (o.StepTimeout <= TimeSpan.Zero) errors.Add($"Strata:StepTimeout must be positive, got {o.StepTimeout}");
         if (o.StepDeadlineFloor <= TimeSpan.Zero) errors.Add($"Strata:StepDeadlineFloor must be positive, got {o.StepDeadlineFloor}");
         if (!(o.StepDeadlineFactor >= 1) || double.IsInfinity(o.StepDeadlineFactor)) errors.Add($"Strata:StepDeadlineFactor must be at least 1, got {o.StepDeadlineFactor}");
+        if (o.DrainTimeout <= TimeSpan.Zero) errors.Add($"Strata:DrainTimeout must be positive, got {o.DrainTimeout}");
         if (o.ShardProbeTimeout <= TimeSpan.Zero) errors.Add($"Strata:ShardProbeTimeout must be positive, got {o.ShardProbeTimeout}");
         if (o.StageLoadTimeout <= TimeSpan.Zero) errors.Add($"Strata:StageLoadTimeout must be positive, got {o.StageLoadTimeout}");
         if (o.ReconcileInterval < TimeSpan.FromMilliseconds(100)) errors.Add($"Strata:ReconcileInterval must be at least 100 ms, got {o.ReconcileInterval}");

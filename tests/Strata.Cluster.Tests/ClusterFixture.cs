@@ -52,6 +52,7 @@ public sealed class ClusterFixture : IAsyncLifetime
             o.Threads = 1;
             o.StepTimeout = TimeSpan.FromSeconds(20);
             o.PrefillChunk = 16; // prompts longer than 16 tokens go in several steps and several chunks
+            o.DrainOnShutdown = false;
         }));
         Cluster = builder.Build();
         await Cluster.DeployAsync();

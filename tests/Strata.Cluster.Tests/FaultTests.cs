@@ -51,6 +51,7 @@ public sealed class FaultTests : IAsyncLifetime
             o.ShardProbeTimeout = TimeSpan.FromSeconds(1);
             o.ReconcileInterval = reconcile ?? TimeSpan.FromMilliseconds(300);
             o.Precision = precision?.Invoke(options.SiloName) ?? "";
+            o.DrainOnShutdown = false;
         }));
         var cluster = builder.Build();
         await cluster.DeployAsync();
@@ -184,5 +185,78 @@ public sealed class FaultTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<StrataException>(() =>
             client.DeployAsync("r5", new DeployRequest(Package, 2, MaxContext: 64, MaxSessions: 1, Replicas: 5)));
         Assert.Contains("replicas", e.Message);
+    }
+
+    [Fact]
+    public async Task Draining_a_silo_under_load_moves_its_stage_and_every_stream_stays_exact()
+    {
+        await using var cluster = await StartCluster(4);
+        var client = StrataClient.FromClusterClient(cluster.Client);
+        var deployed = await client.DeployAsync("d", new DeployRequest(Package, 2, MaxContext: 640, MaxSessions: 8), timeout: TimeSpan.FromMinutes(2));
+        var expected = Local("Once upon a time", Tokens);
+        string victim = deployed.Stages.Single(s => s.Index == 1).Silo;
+        await foreach (var _ in client.GenerateAsync("warm", Request("d", "hello", 4))) { }
+
+        var drained = new TaskCompletionSource<DrainReport>();
+        var streams = Enumerable.Range(0, 4).Select(async i =>
+        {
+            var tokens = new List<int>();
+            await foreach (var chunk in client.GenerateAsync($"s{i}", Request("d", "Once upon a time", Tokens)))
+            {
+                tokens.AddRange(chunk.TokenIds);
+                if (i == 0 && tokens.Count >= 8 && !drained.Task.IsCompleted)
+                    _ = client.DrainAsync(victim).ContinueWith(t => t.IsCompletedSuccessfully ? drained.TrySetResult(t.Result) : drained.TrySetException(t.Exception!.InnerExceptions));
+            }
+            return tokens;
+        }).ToArray();
+        var results = await Task.WhenAll(streams);
+        var report = await drained.Task;
+        Assert.All(results, r => Assert.Equal(expected, r));
+        Assert.Equal(1, report.ShardsMoved);
+        Assert.Equal(0, report.ShardsLeft);
+        var after = await client.GetModelStatusAsync("d");
+        Assert.Equal(DeploymentState.Ready, after.State);
+        Assert.DoesNotContain(after.Stages, s => s.Silo == victim);
+        Assert.True(after.Version > deployed.Version);
+        var victimHost = cluster.Silos.Single(h => h.SiloAddress.ToParsableString() == victim).ServiceProvider.GetRequiredService<StageHost>();
+        Assert.Empty(victimHost.StageKeys);
+        // Nothing new goes to a draining silo.
+        var redeployed = await client.DeployAsync("d2", new DeployRequest(Package, 3, MaxContext: 64, MaxSessions: 1), timeout: TimeSpan.FromMinutes(2));
+        Assert.DoesNotContain(redeployed.Stages, s => s.Silo == victim);
+    }
+
+    [Fact]
+    public async Task A_silo_that_joins_takes_replicas_when_scaled_and_new_sessions_use_them()
+    {
+        await using var cluster = await StartCluster(2);
+        var client = StrataClient.FromClusterClient(cluster.Client);
+        var deployed = await client.DeployAsync("j", new DeployRequest(Package, 2, MaxContext: 640, MaxSessions: 4), timeout: TimeSpan.FromMinutes(2));
+        var expected = Local("Once upon a time", Tokens);
+        var running = Task.Run(async () =>
+        {
+            var tokens = new List<int>();
+            await foreach (var chunk in client.GenerateAsync("before", Request("j", "Once upon a time", Tokens))) tokens.AddRange(chunk.TokenIds);
+            return tokens;
+        });
+        await cluster.StartAdditionalSiloAsync();
+        await cluster.StartAdditionalSiloAsync();
+        var scaled = await client.ScaleAsync("j", 2);
+        Assert.Equal(expected, await running);
+        Assert.Equal(4, scaled.Stages.Count);
+        Assert.True(scaled.Version > deployed.Version);
+        var joined = cluster.Silos.Skip(2).Select(h => h.SiloAddress.ToParsableString()).ToHashSet();
+        var added = scaled.Stages.Where(s => s.Replica == 1).ToList();
+        Assert.All(added, s => Assert.Contains(s.Silo, joined));
+
+        // The earlier session keeps its slots (parked) on the first replicas: a new session is routed to the new ones.
+        var route = await cluster.Client.GetGrain<IModelGrain>("j").GetRoute();
+        Assert.Equal(added.Select(s => s.ShardKey), route.ShardKeys);
+        var tokens = new List<int>();
+        await foreach (var chunk in client.GenerateAsync("after", Request("j", "Once upon a time", Tokens))) tokens.AddRange(chunk.TokenIds);
+        Assert.Equal(expected, tokens);
+
+        var down = await client.ScaleAsync("j", 1);
+        Assert.Equal(2, down.Stages.Count);
+        Assert.All(down.Stages, s => Assert.Equal(0, s.Replica));
     }
 }

@@ -37,34 +37,60 @@ public static class ShardPlacement
 
     /// <summary>
     /// Replicas for the stages of <paramref name="plan"/>: up to <paramref name="replicas"/> shards per stage in
-    /// total (null = as many as fit), each on a silo that holds no other shard of that stage. Replicas are added
-    /// round by round (every stage's second shard before any third), so spare capacity is shared fairly. Returns the
-    /// extra shards as (stage index, replica number, silo id); the plan's own shards are replica 0.
+    /// total (null = as many as fit), each on a silo that holds no other shard of that stage. Returns the extra shards
+    /// as (stage index, replica number, silo id); the plan's own shards are replica 0.
     /// </summary>
     public static IReadOnlyList<(int Stage, int Replica, string SiloId)> Replicas(StagePlan plan, IReadOnlyList<SiloCapacity> silos,
         int? replicas, PlanOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        return AddReplicas(plan.Stages.Select(s => new PlacedShard(s.Index, 0, s.SiloId, s.TotalBytes)).ToList(), silos, replicas, options);
+    }
+
+    /// <summary>
+    /// More shards for stages that already have <paramref name="existing"/> ones, until each stage has
+    /// <paramref name="replicas"/> (null = as many as fit). Replicas are added round by round (every stage's second
+    /// shard before any third), so spare capacity is shared fairly; each goes on a silo holding no other shard of its
+    /// stage, where the most memory is left. New replica numbers continue after the highest of each stage.
+    /// </summary>
+    public static IReadOnlyList<(int Stage, int Replica, string SiloId)> AddReplicas(IReadOnlyList<PlacedShard> existing,
+        IReadOnlyList<SiloCapacity> silos, int? replicas, PlanOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(existing);
         if (replicas is < 1) throw new ArgumentOutOfRangeException(nameof(replicas), replicas, "replicas must be at least 1");
         var used = new Dictionary<string, long>(StringComparer.Ordinal);
-        var holders = plan.Stages.Select(s => new HashSet<string>(StringComparer.Ordinal) { s.SiloId }).ToArray();
-        foreach (var s in plan.Stages) used[s.SiloId] = used.GetValueOrDefault(s.SiloId) + s.TotalBytes;
+        foreach (var s in existing) used[s.SiloId] = used.GetValueOrDefault(s.SiloId) + s.Bytes;
+        var stages = existing.GroupBy(s => s.Stage).OrderBy(g => g.Key).Select(g => new
+        {
+            Index = g.Key,
+            Bytes = g.Max(s => s.Bytes),
+            Holders = g.Select(s => s.SiloId).ToHashSet(StringComparer.Ordinal),
+            Count = g.Count(),
+            NextReplica = g.Max(s => s.Replica) + 1,
+        }).ToList();
+        var counts = stages.ToDictionary(s => s.Index, s => s.Count);
+        var next = stages.ToDictionary(s => s.Index, s => s.NextReplica);
 
         var extra = new List<(int, int, string)>();
         int limit = replicas ?? silos.Count;
-        for (int round = 1; round < limit; round++)
+        bool placed = true;
+        while (placed)
         {
-            bool placed = false;
-            foreach (var stage in plan.Stages)
+            placed = false;
+            foreach (var stage in stages.OrderBy(s => counts[s.Index]).ThenBy(s => s.Index))
             {
-                if (Choose(stage.TotalBytes, silos, used, holders[stage.Index], options) is not string silo) continue;
-                used[silo] = used.GetValueOrDefault(silo) + stage.TotalBytes;
-                holders[stage.Index].Add(silo);
-                extra.Add((stage.Index, round, silo));
+                if (counts[stage.Index] >= limit) continue;
+                if (Choose(stage.Bytes, silos, used, stage.Holders, options) is not string silo) continue;
+                used[silo] = used.GetValueOrDefault(silo) + stage.Bytes;
+                stage.Holders.Add(silo);
+                extra.Add((stage.Index, next[stage.Index]++, silo));
+                counts[stage.Index]++;
                 placed = true;
             }
-            if (!placed) break;
         }
         return extra;
     }
 }
+
+/// <summary>A shard already placed: its stage, replica number, silo and memory (weights plus KV).</summary>
+public sealed record PlacedShard(int Stage, int Replica, string SiloId, long Bytes);

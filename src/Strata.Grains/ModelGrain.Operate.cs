@@ -1,0 +1,151 @@
+using Microsoft.Extensions.Logging;
+using Strata.Contracts;
+using Strata.Grains.Control;
+using Strata.Grains.Placement;
+using Strata.Models.Planning;
+
+namespace Strata.Grains;
+
+internal sealed partial class ModelGrain
+{
+    /// <summary>The silos new shards may go to: active, advertising capacity, not draining, not in
+    /// <paramref name="excluded"/>.</summary>
+    private async Task<List<SiloCapacity>> Candidates(IEnumerable<string> excluded)
+    {
+        var skip = excluded.ToHashSet(StringComparer.Ordinal);
+        try
+        {
+            foreach (string s in await grains.GetGrain<IDrainRegistryGrain>(DrainRegistryGrain.Key).Get()) skip.Add(s);
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            // The registry is unreachable while the cluster settles: place as if nothing drained.
+        }
+        return LiveSilos(skip);
+    }
+
+    public async Task<int> Drain(string silo)
+    {
+        await _changes.WaitAsync();
+        try
+        {
+            var record = Record;
+            var leaving = record.Shards.Where(s => ShardKeys.Silo(s.Key) == silo).ToList();
+            if (record.Request is null || leaving.Count == 0) return 0;
+            var staying = record.Shards.Except(leaving).ToList();
+
+            // Replacements first, so that every stage keeps a ready replica throughout; then the leaving shards go.
+            long version = record.Version + 1;
+            var added = Place(leaving, staying, await Candidates([silo]), version, required: leaving.Where(l => staying.All(s => s.Config.StageIndex != l.Config.StageIndex)));
+            var both = new DeploymentRecord { Request = record.Request, Version = version, Shards = Sorted(staying.Concat(leaving).Concat(added)) };
+            await Store(both);
+            await Task.WhenAll(added.Select(a => grains.GetGrain<IShardGrain>(a.Key).Configure(a.Config)));
+            await WaitForReady(added);
+
+            await Store(new DeploymentRecord { Request = record.Request, Version = version + 1, Shards = Sorted(staying.Concat(added)) });
+            LogDrain(logger, Model, silo, version + 1, string.Join(", ", added.Select(a => $"stage {a.Config.StageIndex} on {ShardKeys.Silo(a.Key)}")));
+            // Sessions on the leaving shards find them gone at their next step and replay on the others.
+            await UnloadShards(leaving);
+            return leaving.Count;
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    public async Task<ModelStatus> Scale(int? replicas)
+    {
+        if (replicas is < 1 or > 64) throw new StrataException(ErrorCodes.InvalidRequest, $"replicas must be between 1 and 64 (or auto), got {replicas}");
+        await _changes.WaitAsync();
+        try
+        {
+            var record = Record;
+            if (record.Request is null) throw NotDeployed();
+            long version = record.Version + 1;
+            var silos = await Candidates([]);
+            var extra = ShardPlacement.AddReplicas(
+                record.Shards.Select(s => new PlacedShard(s.Config.StageIndex, s.Replica, ShardKeys.Silo(s.Key), s.Bytes)).ToList(), silos, replicas);
+            var added = extra.Select(e =>
+            {
+                var model = record.Shards.First(s => s.Config.StageIndex == e.Stage);
+                return model with { Key = ShardKeys.Format(Model, e.Stage, version, e.SiloId, e.Replica), Replica = e.Replica };
+            }).ToList();
+            // Removing: the highest replica numbers go first; every stage keeps at least one.
+            var removed = replicas is int n
+                ? record.Shards.GroupBy(s => s.Config.StageIndex).SelectMany(g => g.OrderBy(s => s.Replica).Skip(n)).ToList()
+                : [];
+            if (replicas is int wanted && record.Shards.GroupBy(s => s.Config.StageIndex).Any(g => g.Count() + added.Count(a => a.Config.StageIndex == g.Key) < wanted))
+                throw new StrataException(ErrorCodes.InvalidRequest,
+                    $"{wanted} replicas per stage do not fit: the silos have room for {record.Shards.Count + added.Count} shard(s) in all, each replica on its own silo; add silos or ask for fewer");
+            if (added.Count == 0 && removed.Count == 0) return await GetStatus();
+
+            var grown = new DeploymentRecord { Request = record.Request, Version = version, Shards = Sorted(record.Shards.Concat(added)) };
+            await Store(grown);
+            await Task.WhenAll(added.Select(a => grains.GetGrain<IShardGrain>(a.Key).Configure(a.Config)));
+            await WaitForReady(added);
+            if (removed.Count > 0)
+            {
+                await Store(new DeploymentRecord { Request = record.Request, Version = version + 1, Shards = Sorted(grown.Shards.Except(removed)) });
+                await UnloadShards(removed);
+            }
+            LogScale(logger, Model, Record.Version, added.Count, removed.Count);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+        return await GetStatus();
+    }
+
+    private static List<ShardRecord> Sorted(IEnumerable<ShardRecord> shards) =>
+        shards.OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
+
+    /// <summary>Places a new shard for each of <paramref name="gone"/> whose stage still wants one: always those in
+    /// <paramref name="required"/> (a stage left without a replica; failing when none fits), the others where a silo
+    /// has room.</summary>
+    private List<ShardRecord> Place(IReadOnlyList<ShardRecord> gone, IReadOnlyList<ShardRecord> staying, IReadOnlyList<SiloCapacity> silos,
+        long version, IEnumerable<ShardRecord> required)
+    {
+        var must = required.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
+        var used = staying.GroupBy(s => ShardKeys.Silo(s.Key)).ToDictionary(g => g.Key, g => g.Sum(s => s.Bytes), StringComparer.Ordinal);
+        var added = new List<ShardRecord>();
+        foreach (var g in gone.OrderByDescending(g => must.Contains(g.Key)))
+        {
+            var holders = staying.Concat(added).Where(s => s.Config.StageIndex == g.Config.StageIndex)
+                .Select(s => ShardKeys.Silo(s.Key)).ToHashSet(StringComparer.Ordinal);
+            if (ShardPlacement.Choose(g.Bytes, silos, used, holders) is not string silo)
+            {
+                if (!must.Contains(g.Key)) continue;
+                throw new StrataException(ErrorCodes.StageFailed,
+                    $"model '{Model}': no other silo has {ByteSize.Format(g.Bytes)} free for stage {g.Config.StageIndex} " +
+                    $"(layers [{g.Config.FirstLayer}, {g.Config.EndLayer})); add a silo or deploy again with fewer sessions");
+            }
+            used[silo] = used.GetValueOrDefault(silo) + g.Bytes;
+            added.Add(g with { Key = ShardKeys.Format(Model, g.Config.StageIndex, version, silo, g.Replica) });
+        }
+        return added;
+    }
+
+    /// <summary>Waits until every shard of <paramref name="shards"/> is ready; fails when one fails to load.</summary>
+    private async Task WaitForReady(IReadOnlyList<ShardRecord> shards)
+    {
+        var deadline = DateTime.UtcNow + options.Value.StageLoadTimeout;
+        while (shards.Count > 0)
+        {
+            var probes = await Probe(shards);
+            if (probes.All(p => p.Serves)) return;
+            if (probes.Select((p, i) => (p, i)).FirstOrDefault(x => !x.p.Serves && x.p.Status.State != DeploymentState.Loading) is { p.Status: not null } bad)
+                throw new StrataException(ErrorCodes.StageFailed, $"model '{Model}': shard {shards[bad.i].Key} failed to load: {bad.p.Status.Error}");
+            if (DateTime.UtcNow > deadline)
+                throw new StrataException(ErrorCodes.StageFailed, $"model '{Model}': new shards still loading after {options.Value.StageLoadTimeout.TotalSeconds:F0} s");
+            await Task.Delay(50);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: draining silo {Silo}: plan version {Version}, placed {Added}")]
+    private static partial void LogDrain(ILogger logger, string model, string silo, long version, string added);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: scaled to plan version {Version}: {Added} shard(s) added, {Removed} removed")]
+    private static partial void LogScale(ILogger logger, string model, long version, int added, int removed);
+}
