@@ -142,22 +142,65 @@ public sealed class StrataClient : IAsyncDisposable
     public Task<ModelStatus> GetModelStatusAsync(string model) => Orleans.GetGrain<IModelGrain>(model).GetStatus();
 
     /// <summary>Streams one turn of session <paramref name="sessionId"/>. While the cluster settles after the loss of
-    /// a silo (the session's grain or its directory entry may have gone with it) a call can be refused before the
-    /// first chunk; the turn has then not started, and starting it is retried for up to
-    /// <see cref="StartRetryWindow"/>.</summary>
+    /// a silo a call can be refused before the first chunk; the turn has then not started, and starting it is
+    /// retried for up to <see cref="StartRetryWindow"/>. When the stream breaks after it began (the session grain's
+    /// silo was lost or stopped), the turn is resumed from the last token received: the session, reactivated from
+    /// storage, replays the turn with those tokens in place, so the caller sees no error, no duplicate and no gap.</summary>
     public async IAsyncEnumerable<GenerateChunk> GenerateAsync(string sessionId, GenerateRequest request,
         [EnumeratorCancellation] CancellationToken cancellation = default)
     {
+        var received = new List<int>();
+        TurnInfo? turn = null;
+        ulong[]? rng = null;
+        int resumes = 0;
         var (stream, any) = await StartTurn(sessionId, request, cancellation);
         try
         {
-            if (!any) yield break;
-            yield return stream.Current;
-            while (await stream.MoveNextAsync()) yield return stream.Current;
+            while (any)
+            {
+                var chunk = stream.Current;
+                turn ??= chunk.Turn;
+                rng = chunk.RngState ?? rng;
+                received.AddRange(chunk.TokenIds);
+                yield return chunk;
+                if (chunk.FinishReason is not null) yield break;
+                var (next, error) = await TryMoveNext(stream);
+                if (error is null)
+                {
+                    any = next;
+                    continue;
+                }
+                if (error is not (OrleansException or TimeoutException) || turn is null || ++resumes > MaxResumes || cancellation.IsCancellationRequested)
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+                await DisposeQuietly(stream);
+                (stream, any) = await StartTurn(sessionId, request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) }, cancellation);
+            }
         }
         finally
         {
-            await stream.DisposeAsync();
+            await DisposeQuietly(stream);
+        }
+    }
+
+    /// <summary>Ends a stream whose grain may be gone (its silo lost): there is nothing to tell it then.</summary>
+    private static async Task DisposeQuietly(IAsyncEnumerator<GenerateChunk> stream)
+    {
+        try { await stream.DisposeAsync(); }
+        catch (Exception e) when (e is OrleansException or TimeoutException) { }
+    }
+
+    /// <summary>How many times one turn is resumed after its stream broke.</summary>
+    public int MaxResumes { get; init; } = 4;
+
+    private static async Task<(bool Next, Exception? Error)> TryMoveNext(IAsyncEnumerator<GenerateChunk> stream)
+    {
+        try
+        {
+            return (await stream.MoveNextAsync(), null);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException)
+        {
+            return (false, e);
         }
     }
 
@@ -179,14 +222,14 @@ public sealed class StrataClient : IAsyncDisposable
             }
             catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException && DateTime.UtcNow < giveUp)
             {
-                await stream.DisposeAsync();
+                await DisposeQuietly(stream);
                 _entrySilos.TryRemove(request.Model, out _);
                 await Task.Delay(delay, cancellation);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
             catch
             {
-                await stream.DisposeAsync();
+                await DisposeQuietly(stream);
                 throw;
             }
         }

@@ -30,7 +30,26 @@ public sealed record GenerateRequest
     /// <summary>Keep generating past the model's EOS ids (benchmarks; as vLLM's ignore_eos). Explicit
     /// <see cref="StopIds"/> and <see cref="StopStrings"/> still stop.</summary>
     [Id(8)] public bool IgnoreEos { get; init; }
+    /// <summary>Continues a turn whose stream broke (its session grain's silo was lost): the same request again, with
+    /// what the client had received. Set by <c>StrataClient</c>; applications leave it null.</summary>
+    [Id(9)] public TurnResume? Resume { get; init; }
 }
+
+/// <summary>Where a broken turn stood for the client: the turn (from the first chunk's <see cref="TurnInfo"/>), the
+/// tokens it received and the RNG state after the last of them.</summary>
+[GenerateSerializer, Immutable, Alias("strata.TurnResume")]
+public sealed record TurnResume(
+    [property: Id(0)] long Turn,
+    [property: Id(1)] int HistoryStart,
+    [property: Id(2)] int[] Received,
+    [property: Id(3)] ulong[]? RngState);
+
+/// <summary>Which turn a stream belongs to: the session's count of completed turns when it began, and the length of
+/// the history before its prompt.</summary>
+[GenerateSerializer, Immutable, Alias("strata.TurnInfo")]
+public sealed record TurnInfo(
+    [property: Id(0)] long Turn,
+    [property: Id(1)] int HistoryStart);
 
 /// <summary>Tokens counted for a turn.</summary>
 [GenerateSerializer, Immutable, Alias("strata.Usage")]
@@ -40,14 +59,17 @@ public sealed record Usage(
     [property: Id(2)] int CachedTokens);
 
 /// <summary>A piece of the stream: text that is complete, the ids it came from, and on the last chunk the reason
-/// and usage.</summary>
+/// and usage. The first chunk carries the turn (<see cref="Turn"/>) and every chunk the RNG state after its token,
+/// so that a client can resume the turn where it broke.</summary>
 [GenerateSerializer, Immutable, Alias("strata.GenerateChunk")]
 public sealed record GenerateChunk(
     [property: Id(0)] string Text,
     [property: Id(1)] int[] TokenIds,
     [property: Id(2)] string? FinishReason = null,
     [property: Id(3)] Usage? Usage = null,
-    [property: Id(4)] int[]? PromptIds = null);
+    [property: Id(4)] int[]? PromptIds = null,
+    [property: Id(5)] ulong[]? RngState = null,
+    [property: Id(6)] TurnInfo? Turn = null);
 
 /// <summary>What a session holds.</summary>
 [GenerateSerializer, Immutable, Alias("strata.SessionInfo")]

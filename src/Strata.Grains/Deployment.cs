@@ -59,4 +59,17 @@ public sealed class SessionRecord
 
     /// <summary>Sampling settings of the last turn.</summary>
     [Id(4)] public SamplingSpec? Sampling { get; set; }
+
+    /// <summary>Turns that completed; a stream's <see cref="TurnInfo.Turn"/> is this count when it began.</summary>
+    [Id(5)] public long CompletedTurns { get; set; }
+
+    /// <summary>The last completed turn: where its prompt began in the history, how long it was, why it ended, so
+    /// that a client that missed its end can be sent the rest.</summary>
+    [Id(6)] public int LastTurnStart { get; set; }
+
+    /// <inheritdoc cref="LastTurnStart"/>
+    [Id(7)] public int LastTurnPrompt { get; set; }
+
+    /// <inheritdoc cref="LastTurnStart"/>
+    [Id(8)] public string? LastFinish { get; set; }
 }

@@ -161,6 +161,9 @@ internal sealed partial class SessionGrain(
         _route = route;
         SessionModel = request.Model;
         var tokenizer = tokenizers.Get(route.PackagePath);
+        var resume = request.Resume;
+        if (resume is not null && ResumeFromStore(request, resume, tokenizer, output, turn)) return;
+        int historyStart = History.Count;
 
         int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: History.Count == 0);
         foreach (int id in added)
@@ -179,13 +182,26 @@ internal sealed partial class SessionGrain(
         History.AddRange(added);
         int cachedAtStart = _cached;
 
-        if (request.Seed is ulong || Rng is null)
+        if (resume?.RngState is { } resumed) Rng = resumed;
+        else if (request.Seed is ulong || Rng is null)
             Rng = new Xoshiro256StarStar(request.Seed ?? (ulong)Random.Shared.NextInt64()).GetState();
         state.State.Sampling = request.Sampling;
         var stopIds = (request.IgnoreEos ? request.StopIds : tokenizer.EosIds.Concat(request.StopIds)).Distinct().ToArray();
         var stop = new StopChecker(stopIds, request.StopStrings, request.MaxNewTokens);
         var decoder = tokenizer.CreateStreamingDecoder();
         int generated = 0, rebuilds = 0, failovers = 0;
+        var info = new TurnInfo(state.State.CompletedTurns, historyStart);
+        if (resume is not null)
+        {
+            // What the client already has goes into the history, the stop checker and the decoder as it did the
+            // first time, so that what follows is what the unbroken stream would have sent.
+            foreach (int token in resume.Received)
+            {
+                History.Add(token);
+                stop.Append(token, decoder.Push(token));
+            }
+            generated = resume.Received.Length;
+        }
         double slack = 1;
         while (true)
         {
@@ -200,7 +216,7 @@ internal sealed partial class SessionGrain(
             long sent = Stopwatch.GetTimestamp();
             try
             {
-                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, Rng, TurnEpoch, fillOnly, route.ShardKeys))
+                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, Rng!, TurnEpoch, fillOnly, route.ShardKeys))
                     .WaitAsync(deadlines.For(request.Model, pending.Length, slack), cancellation);
                 deadlines.Record(request.Model, pending.Length, Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
                 if (fillOnly)
@@ -244,13 +260,51 @@ internal sealed partial class SessionGrain(
             {
                 string tail = decision.StopString is null ? decision.Text + (full ? stop.Flush() : "") + decoder.Flush() : decision.Text;
                 turn.Completed = true;
+                state.State.CompletedTurns++;
+                (state.State.LastTurnStart, state.State.LastTurnPrompt, state.State.LastFinish) =
+                    (historyStart, promptTokens, decision.FinishReason ?? FinishReasons.Length);
                 StrataMetrics.E2ERequestLatency.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
                 output.TryWrite(new GenerateChunk(tail, [result.Token], decision.FinishReason ?? FinishReasons.Length,
-                    new Usage(promptTokens, generated, cachedAtStart), generated == 1 ? added : null));
+                    new Usage(promptTokens, generated, cachedAtStart), generated == 1 && resume is null ? added : null, Rng, info));
                 return;
             }
-            output.TryWrite(new GenerateChunk(decision.Text, [result.Token], null, null, generated == 1 ? added : null));
+            output.TryWrite(new GenerateChunk(decision.Text, [result.Token], null, null, generated == 1 && resume is null ? added : null, Rng, info));
         }
+    }
+
+    /// <summary>
+    /// Prepares a resumed turn from what is stored. The turn never completed (stored turns == its turn): the history
+    /// goes back to where the turn began and the turn runs again with the received tokens in place (false: go on).
+    /// It completed and was stored, but the client missed its end: the rest is sent from the history (true: done).
+    /// </summary>
+    private bool ResumeFromStore(GenerateRequest request, TurnResume resume, Models.Tokenization.ITokenizer tokenizer,
+        ChannelWriter<GenerateChunk> output, Turn turn)
+    {
+        var stored = state.State;
+        if (stored.CompletedTurns == resume.Turn && History.Count >= resume.HistoryStart)
+        {
+            History.RemoveRange(resume.HistoryStart, History.Count - resume.HistoryStart);
+            if (request.MaxNewTokens <= resume.Received.Length)
+                throw new StrataException(ErrorCodes.InvalidRequest, $"the turn to resume already has its {request.MaxNewTokens} tokens");
+            return false;
+        }
+        if (stored.CompletedTurns == resume.Turn + 1 && stored.LastTurnStart == resume.HistoryStart)
+        {
+            int first = stored.LastTurnStart + stored.LastTurnPrompt;
+            int from = first + resume.Received.Length;
+            if (from > History.Count || !History.Skip(first).Take(resume.Received.Length).SequenceEqual(resume.Received))
+                throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id}: the tokens the client received do not match turn {resume.Turn}");
+            var decoder = tokenizer.CreateStreamingDecoder();
+            foreach (int t in resume.Received) decoder.Push(t);
+            var rest = History.Skip(from).ToArray();
+            string text = string.Concat(rest.Select(decoder.Push)) + decoder.Flush();
+            turn.Completed = true;
+            output.TryWrite(new GenerateChunk(text, rest, stored.LastFinish ?? FinishReasons.Length,
+                new Usage(stored.LastTurnPrompt, History.Count - first, 0), null, Rng, new TurnInfo(resume.Turn, resume.HistoryStart)));
+            return true;
+        }
+        throw new StrataException(ErrorCodes.InvalidRequest,
+            $"session {Id} cannot resume turn {resume.Turn}: it has completed {stored.CompletedTurns} turn(s)");
     }
 
     /// <summary>A failure of the route rather than of the request: a stage lost, unreachable, unloaded or too slow.</summary>

@@ -140,6 +140,103 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
         Check(!SameSilo(await ModelGrainSilo(cluster), modelHost), "the model grain should live on a surviving silo", cluster);
     }
 
+    [RedisFact]
+    public async Task Kill_9_of_the_sessions_silo_under_a_stream_is_resumed_by_the_client_exactly()
+    {
+        await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
+        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
+            "--model", Package, "--stages", "2", "--max-context", "512");
+        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
+        const int tokens = 400;
+        var reference = await Stream(client, "reference", tokens);
+
+        // A conversation with a completed turn first, so that the broken turn has stored history before it.
+        var first = await Stream(client, "victim", 16);
+        string sessionHost = (await client.Orleans.GetGrain<IManagementGrain>(0).GetActivationAddress(client.Orleans.GetGrain<ISessionGrain>("victim")))!.ToParsableString();
+        var victim = cluster.Silos.Single(s => s.Is(sessionHost));
+        output.WriteLine($"session on {victim.Name}; killing it during the second turn");
+        var second = await Stream(client, "victim", tokens, n =>
+        {
+            if (n == 8) victim.Process.Kill();
+            return Task.CompletedTask;
+        });
+
+        // The same two turns on a session that no fault touched.
+        var calmFirst = await Stream(client, "calm", 16);
+        var calmSecond = await Stream(client, "calm", tokens);
+        Check(first.SequenceEqual(calmFirst), "the first turns differ", cluster);
+        Check(second.SequenceEqual(calmSecond), $"the resumed turn differs from the unbroken one:\n{string.Join(",", second)}\n{string.Join(",", calmSecond)}", cluster);
+    }
+
+    [RedisFact]
+    public async Task Sigterm_on_a_stage_silo_under_load_drains_it_every_stream_stays_exact_and_it_exits_0()
+    {
+        await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
+        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
+            "--model", Package, "--stages", "2", "--max-context", "512");
+        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        var stages = (await Status(cluster))["stages"]!.AsArray();
+        await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
+        const int tokens = 400;
+        var reference = await Stream(client, "reference", tokens);
+
+        // Sessions live beside stage 0; stop the silo of stage 1 while four of them stream.
+        var victim = cluster.Silos.Single(s => s.Is((string)stages.Single(x => (int)x!["index"]! == 1)!["silo"]!));
+        var terminated = new TaskCompletionSource();
+        var streams = Enumerable.Range(0, 4).Select(i => Stream(client, $"load-{i}", tokens, n =>
+        {
+            if (i == 0 && n == 8) { victim.Process.Terminate(); terminated.TrySetResult(); }
+            return Task.CompletedTask;
+        })).ToArray();
+        var results = await Task.WhenAll(streams);
+        Check(terminated.Task.IsCompleted, "the streams ended before SIGTERM", cluster);
+        for (int i = 0; i < results.Length; i++)
+            Check(results[i].SequenceEqual(reference), $"stream {i} differs from the fault-free run", cluster);
+        int exit = await victim.Process.WaitForExitAsync(TimeSpan.FromSeconds(90));
+        Check(exit == 0, $"{victim.Name} exited {exit} after SIGTERM", cluster);
+        Check(victim.Process.StandardOutput.Contains("drained", StringComparison.Ordinal), $"{victim.Name} did not report its drain", cluster);
+        var model = await Status(cluster);
+        Check((string?)model["state"] == "ready", $"the model should serve: {model.ToJsonString()}", cluster);
+        Check(model["stages"]!.AsArray().All(s => !victim.Is((string)s!["silo"]!)), $"a stage is still on the stopped silo: {model.ToJsonString()}", cluster);
+    }
+
+    [RedisFact]
+    public async Task Cluster_drain_empties_a_silo_under_load_and_scale_then_adds_replicas_elsewhere()
+    {
+        await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
+        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
+            "--model", Package, "--stages", "2", "--max-context", "512");
+        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        var stages = (await Status(cluster))["stages"]!.AsArray();
+        await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
+        const int tokens = 400;
+        var reference = await Stream(client, "reference", tokens);
+
+        var victim = cluster.Silos.Single(s => s.Is((string)stages.Single(x => (int)x!["index"]! == 1)!["silo"]!));
+        Task<CliResult>? drain = null;
+        var streams = Enumerable.Range(0, 4).Select(i => Stream(client, $"load-{i}", tokens, n =>
+        {
+            if (i == 0 && n == 8) drain = cluster.StrataAsync(CliTimeout, "cluster", "drain", victim.Name, "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId);
+            return Task.CompletedTask;
+        })).ToArray();
+        var results = await Task.WhenAll(streams);
+        Check(drain is not null, "the streams ended before the drain", cluster);
+        var drained = await drain!;
+        Check(drained.ExitCode == 0 && drained.Out.Contains("holds no stage", StringComparison.Ordinal), $"drain failed: {drained}", cluster);
+        for (int i = 0; i < results.Length; i++)
+            Check(results[i].SequenceEqual(reference), $"stream {i} differs from the fault-free run", cluster);
+
+        var scale = await cluster.StrataAsync(CliTimeout, "cluster", "scale", "--model", Package, "--replicas", "2", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId);
+        Check(scale.ExitCode == 0, $"scale failed: {scale}", cluster);
+        var model = await Status(cluster);
+        var shards = model["stages"]!.AsArray();
+        Check(shards.Count == 4 && shards.All(s => !victim.Is((string)s!["silo"]!)),
+            $"with the drained silo left out, the two others hold both replicas of both stages: {model.ToJsonString()}", cluster);
+        var after = await Stream(client, "after-scale", tokens);
+        Check(after.SequenceEqual(reference), "a session after scaling differs from the fault-free run", cluster);
+    }
+
     private static async Task<JsonObject> Status(ProcessCluster cluster)
     {
         var status = await cluster.StrataAsync(CliTimeout, "cluster", "status", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,

@@ -158,6 +158,17 @@ internal sealed class ChildProcess : IDisposable
         }
     }
 
+    /// <summary>Sends SIGTERM: the graceful stop Kubernetes and docker ask for.</summary>
+    public void Terminate()
+    {
+        if (_process.HasExited) return;
+        if (SendSignal(_process.Id, 15) != 0)
+            throw new InvalidOperationException($"SIGTERM to {Name} (pid {_process.Id}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
     /// <summary>Kills the process and everything it started (SIGKILL: a crash, not a shutdown), and waits for it.</summary>
     public void Kill()
     {
