@@ -1,7 +1,7 @@
 namespace Strata.LoadTest;
 
 /// <summary>p50, p90, p99 and mean of a sample (milliseconds); all NaN-free zeros with <c>Count</c> 0 when empty.</summary>
-internal sealed record LatencyStats(int Count, double P50, double P90, double P99, double Mean)
+internal sealed record LatencyStats(int Count, double P50, double P90, double P99, double Mean, double Max = 0)
 {
     public static readonly LatencyStats Empty = new(0, 0, 0, 0, 0);
 
@@ -10,7 +10,7 @@ internal sealed record LatencyStats(int Count, double P50, double P90, double P9
         var sorted = values.Order().ToArray();
         if (sorted.Length == 0) return Empty;
         return new LatencyStats(sorted.Length,
-            Percentiles.OfSorted(sorted, 50), Percentiles.OfSorted(sorted, 90), Percentiles.OfSorted(sorted, 99), sorted.Average());
+            Percentiles.OfSorted(sorted, 50), Percentiles.OfSorted(sorted, 90), Percentiles.OfSorted(sorted, 99), sorted.Average(), sorted[^1]);
     }
 }
 

@@ -21,6 +21,8 @@ internal sealed class LoadReport
         Ttft = LatencyStats.Of(ok.Select(r => r.TtftMs));
         Tpot = LatencyStats.Of(ok.Where(r => r.TpotMs is not null).Select(r => r.TpotMs!.Value));
         Itl = LatencyStats.Of(ok.SelectMany(r => r.ChunkMs.Zip(r.ChunkMs.Skip(1), (a, b) => b - a)));
+        // The largest gap each request saw: a stall (failover, drain, a long prefill ahead) shows here, not in ITL.
+        MaxItl = LatencyStats.Of(ok.Where(r => r.ChunkMs.Count > 1).Select(r => r.ChunkMs.Zip(r.ChunkMs.Skip(1), (a, b) => b - a).Max()));
         E2E = LatencyStats.Of(ok.Select(r => r.E2EMs));
         OutputLengths = LatencyStats.Of(ok.Select(r => (double)r.OutputTokens));
         Errors = run.Requests.Where(r => !r.Ok).GroupBy(r => r.Error!).OrderByDescending(g => g.Count())
@@ -36,6 +38,7 @@ internal sealed class LoadReport
     public LatencyStats Ttft { get; }
     public LatencyStats Tpot { get; }
     public LatencyStats Itl { get; }
+    public LatencyStats MaxItl { get; }
     public LatencyStats E2E { get; }
     public LatencyStats OutputLengths { get; }
     public IReadOnlyList<(string Error, int Count)> Errors { get; }
@@ -65,7 +68,7 @@ internal sealed class LoadReport
         w.WriteLine(string.Create(ci, $"{"request throughput (req/s)",-28}{RequestsPerSecond:F2}"));
         w.WriteLine(string.Create(ci, $"{"output throughput (tok/s)",-28}{OutputTokensPerSecond:F2}"));
         w.WriteLine(string.Create(ci, $"{"latency (ms)",-14}{"p50",10}{"p90",10}{"p99",10}{"mean",10}{"n",8}"));
-        foreach (var (name, s) in new[] { ("ttft", Ttft), ("tpot", Tpot), ("itl", Itl), ("e2e", E2E) })
+        foreach (var (name, s) in new[] { ("ttft", Ttft), ("tpot", Tpot), ("itl", Itl), ("max itl", MaxItl), ("e2e", E2E) })
             w.WriteLine(string.Create(ci, $"{name,-14}{s.P50,10:F2}{s.P90,10:F2}{s.P99,10:F2}{s.Mean,10:F2}{s.Count,8}"));
         w.WriteLine("==========================================");
         w.Flush();
@@ -90,9 +93,18 @@ internal sealed class LoadReport
             ["ttft_ms"] = Stats(Ttft),
             ["tpot_ms"] = Stats(Tpot),
             ["itl_ms"] = Stats(Itl),
+            ["max_itl_ms"] = new Dictionary<string, object> { ["p50"] = MaxItl.P50, ["p99"] = MaxItl.P99, ["max"] = MaxItl.Max, ["count"] = MaxItl.Count },
             ["e2e_ms"] = Stats(E2E),
             ["output_tokens_per_request"] = Stats(OutputLengths),
             ["percentiles"] = "linear interpolation (numpy default)",
+            ["requests"] = _o.PerRequest
+                ? _run.Requests.Select(r => new Dictionary<string, object?>
+                {
+                    ["sent_unix_ms"] = _run.StartedUnixMs + r.SentMs,
+                    ["chunk_unix_ms"] = r.ChunkMs.Select(c => Math.Round(_run.StartedUnixMs + c, 1)).ToArray(),
+                    ["error"] = r.Error,
+                }).ToArray()
+                : null,
             ["errors"] = Errors.Select(e => new Dictionary<string, object> { ["error"] = e.Error, ["count"] = e.Count }).ToArray(),
             ["settings"] = new Dictionary<string, object?>
             {

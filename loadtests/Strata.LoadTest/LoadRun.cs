@@ -6,7 +6,7 @@ using Strata.Contracts;
 namespace Strata.LoadTest;
 
 /// <summary>Everything a run measured.</summary>
-internal sealed record RunResult(IReadOnlyList<RequestResult> Requests, double WallSeconds, string RunId);
+internal sealed record RunResult(IReadOnlyList<RequestResult> Requests, double WallSeconds, string RunId, double StartedUnixMs = 0);
 
 /// <summary>Sends the requests (closed loop or Poisson arrivals) and times every chunk.</summary>
 internal sealed class LoadRun(LoadTestOptions options, StrataClient client, string model, int vocab)
@@ -48,6 +48,7 @@ internal sealed class LoadRun(LoadTestOptions options, StrataClient client, stri
         var prompts = Prompts(options.Requests, options.PromptTokens, vocab, options.Seed);
         var results = new RequestResult[options.Requests];
         using var stopProgress = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        double startedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         _clock.Start();
         var reporter = ReportProgressAsync(progress, redraw, stopProgress.Token);
 
@@ -76,7 +77,7 @@ internal sealed class LoadRun(LoadTestOptions options, StrataClient client, stri
         double wall = _clock.Elapsed.TotalSeconds;
         await stopProgress.CancelAsync();
         await reporter;
-        return new RunResult(results, wall, runId);
+        return new RunResult(results, wall, runId, startedUnixMs);
     }
 
     private async Task<RequestResult> SendAsync(string runId, int index, int[] prompt, CancellationToken ct)

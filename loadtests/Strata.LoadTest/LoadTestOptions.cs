@@ -11,7 +11,7 @@ internal sealed record LoadTestOptions
     public const string Usage = """
         usage: strata-loadtest [--concurrency N | --rate R|inf] --requests N --prompt-tokens N --max-new-tokens N
                                --model NAME (--redis HOST:PORT | --gateway-port N[,N...] | --embedded --model-path DIR --stages K [--silos N])
-                               [--vocab N] [--cluster-id ID] [--max-sessions N] [--json PATH] [--seed S] [--timeout SECONDS]
+                               [--vocab N] [--cluster-id ID] [--max-sessions N] [--json PATH [--per-request]] [--seed S] [--timeout SECONDS]
           --concurrency N     closed loop: N clients, each sends its next request when its previous one ends (default 1)
           --rate R            open loop: Poisson arrivals at R requests/s (exponential gaps, seeded); 'inf' sends all at once
           --requests N        total requests (default 100)
@@ -21,6 +21,7 @@ internal sealed record LoadTestOptions
           --embedded          start a cluster in this process, deploy --model-path over --stages stages on --silos silos (default 2)
           --max-sessions N    sessions per stage when deploying embedded (default: concurrency, or min(requests, 64) with --rate)
           --timeout SECONDS   per request (default 120)
+          --per-request       the JSON also lists every request: its send time and chunk arrival times (unix ms)
         """;
 
     public int? Concurrency { get; init; }
@@ -41,6 +42,8 @@ internal sealed record LoadTestOptions
     public int Vocab { get; init; } = 256;
     public bool VocabGiven { get; init; }
     public string? Json { get; init; }
+    /// <summary>Write every request's chunk arrival times into the JSON (wall clock), for fault benchmarks.</summary>
+    public bool PerRequest { get; init; }
     public ulong Seed { get; init; } = 1;
     public double TimeoutSeconds { get; init; } = 120;
 
@@ -79,6 +82,7 @@ internal sealed record LoadTestOptions
                 "--max-sessions" => o with { MaxSessions = Int(1) },
                 "--vocab" => o with { Vocab = Int(4), VocabGiven = true },
                 "--json" => o with { Json = Value() },
+                "--per-request" => o with { PerRequest = true },
                 "--seed" => o with { Seed = ulong.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong s) ? s : throw new UsageException($"--seed needs a non-negative integer, got '{args[i]}'") },
                 "--timeout" => o with { TimeoutSeconds = Positive() },
                 _ => throw new UsageException($"unknown flag '{flag}'"),

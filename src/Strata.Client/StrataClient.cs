@@ -170,7 +170,7 @@ public sealed class StrataClient : IAsyncDisposable
                     any = next;
                     continue;
                 }
-                if (error is not (OrleansException or TimeoutException) || turn is null || ++resumes > MaxResumes || cancellation.IsCancellationRequested)
+                if (!IsBrokenStream(error) || turn is null || ++resumes > MaxResumes || cancellation.IsCancellationRequested)
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
                 await DisposeQuietly(stream);
                 (stream, any) = await StartTurn(sessionId, request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) }, cancellation);
@@ -198,11 +198,14 @@ public sealed class StrataClient : IAsyncDisposable
         {
             return (await stream.MoveNextAsync(), null);
         }
-        catch (Exception e) when (e is OrleansException or TimeoutException)
+        catch (Exception e) when (IsBrokenStream(e))
         {
             return (false, e);
         }
     }
+
+    /// <summary>The stream's grain or its silo went away (not an error of the request itself).</summary>
+    private static bool IsBrokenStream(Exception e) => e is EnumerationAbortedException or OrleansException or TimeoutException;
 
     /// <summary>How long starting a turn is retried while the cluster refuses calls after a silo was lost.</summary>
     public TimeSpan StartRetryWindow { get; init; } = TimeSpan.FromSeconds(45);

@@ -198,13 +198,14 @@ public sealed class FaultTests : IAsyncLifetime
         await foreach (var _ in client.GenerateAsync("warm", Request("d", "hello", 4))) { }
 
         var drained = new TaskCompletionSource<DrainReport>();
+        int started = 0;
         var streams = Enumerable.Range(0, 4).Select(async i =>
         {
             var tokens = new List<int>();
             await foreach (var chunk in client.GenerateAsync($"s{i}", Request("d", "Once upon a time", Tokens)))
             {
                 tokens.AddRange(chunk.TokenIds);
-                if (i == 0 && tokens.Count >= 8 && !drained.Task.IsCompleted)
+                if (i == 0 && tokens.Count >= 8 && Interlocked.Exchange(ref started, 1) == 0)
                     _ = client.DrainAsync(victim).ContinueWith(t => t.IsCompletedSuccessfully ? drained.TrySetResult(t.Result) : drained.TrySetException(t.Exception!.InnerExceptions));
             }
             return tokens;

@@ -42,6 +42,11 @@ public sealed class EmbeddedRunTests : IDisposable
             var m = root.GetProperty(metric);
             foreach (var p in new[] { "p50", "p90", "p99", "mean" }) Assert.True(m.TryGetProperty(p, out _), $"{metric}.{p}");
         }
+        // The largest inter-token gap of each request: one per request, none below the smallest pooled gap.
+        var maxItl = root.GetProperty("max_itl_ms");
+        Assert.Equal(4, maxItl.GetProperty("count").GetInt32());
+        Assert.True(maxItl.GetProperty("max").GetDouble() >= maxItl.GetProperty("p99").GetDouble());
+        Assert.True(maxItl.GetProperty("max").GetDouble() >= root.GetProperty("itl_ms").GetProperty("p99").GetDouble() * 0.999);
         Assert.Equal(4, root.GetProperty("ttft_ms").GetProperty("count").GetInt32());
         Assert.True(root.GetProperty("ttft_ms").GetProperty("p50").GetDouble() > 0);
         Assert.True(root.GetProperty("e2e_ms").GetProperty("p50").GetDouble() >= root.GetProperty("ttft_ms").GetProperty("p50").GetDouble());
