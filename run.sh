@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the strata CLI and runs it. With no arguments it runs the main job on an embedded default:
-# `strata demo` starts a local cluster of two silos in-process on loopback (no Redis), deploys a small
-# random-weight model across them, streams a completion, and shuts down.
+# `strata demo` starts a local cluster of two silos in-process on loopback (no Redis), deploys the real tiny
+# pretrained Llama that ships in models/stories260K across them, streams a story, and shuts down.
 # With arguments it is simply `strata ARGS...`, e.g. ./run.sh generate --model DIR --prompt "Once upon a time"
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,4 +9,4 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build clients/Strata.Cli -c Release -nologo -v:q >&2
 strata=clients/Strata.Cli/bin/Release/net10.0/linux-x64/strata
 if [ $# -gt 0 ]; then exec "$strata" "$@"; fi
-exec "$strata" demo --max-new-tokens 32
+exec "$strata" demo --model models/stories260K --prompt "Once upon a time" --max-new-tokens 96

@@ -7,11 +7,14 @@
 #   2. drain: a fresh cluster; `strata cluster drain` of the silo of stage 1 while the load runs. Reports the drain's
 #      duration and the largest gap between tokens of the streams running meanwhile (also in decode steps).
 # Results go to .strata/bench-faults/ (load generator JSON per phase, silo logs) and a summary to stdout.
-# Usage: loadtests/bench-faults.sh [kills=10] [interval-seconds=30]
+# With replicas=2 every stage has a second shard, so a kill costs detection and replay only; with 1 the lost stage
+# is re-planned onto a survivor and loads its weights first.
+# Usage: loadtests/bench-faults.sh [kills=10] [interval-seconds=30] [replicas=2]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-10}
 interval=${2:-30}
+replicas=${3:-2}
 dotnet build clients/Strata.Cli -c Release -nologo -v:q
 dotnet build silos/Strata.Silo -c Release -nologo -v:q
 dotnet build loadtests/Strata.LoadTest -c Release -nologo -v:q
@@ -59,10 +62,10 @@ load() { # $1 = json path, $2 = requests
     --timeout 300 --json "$1" --per-request
 }
 
-echo "== kills: $kills x kill -9 every ${interval}s under a closed loop of 8 clients"
+echo "== kills: $kills x kill -9 every ${interval}s under a closed loop of 8 clients, $replicas replica(s) per stage"
 for n in 1 2 3; do start_silo "s$n"; done
 next=4
-"$strata" cluster deploy "${flags[@]}" --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 16
+"$strata" cluster deploy "${flags[@]}" --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 16 --replicas "$replicas"
 # Enough requests to outlast the kills (a 64-token request takes a client about 3-5 s here); the load ends by itself.
 load "$out/kills.json" $(( 8 * (kills * interval / 4 + 3) )) > "$out/kills-load.log" 2>&1 &
 load_pid=$!

@@ -51,6 +51,10 @@ public sealed class StrataClient : IAsyncDisposable
             else client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
             client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
             client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
+            // A call to a silo that died waits this long before it fails (the stream of a session whose silo died,
+            // for one): short, above the silos' stream heartbeat (half their 10 s call timeout). Long operations
+            // carry their own timeouts.
+            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(8));
         });
         builder.Services.AddSingleton<IHostLifetime, PassiveHostLifetime>();
         var host = builder.Build();

@@ -80,7 +80,7 @@ public interface IModelGrain : IGrainWithStringKey
 {
     /// <summary>Plans stages over the live silos, places one shard per stage and starts their loads. Returns at once
     /// with state Loading; poll <see cref="GetStatus"/> until Ready or Failed.</summary>
-    [Alias("Deploy")]
+    [Alias("Deploy"), ResponseTimeout("00:05:00")]
     Task<ModelStatus> Deploy(DeployRequest request);
 
     /// <summary>State of the deployment and of every stage.</summary>
@@ -90,7 +90,7 @@ public interface IModelGrain : IGrainWithStringKey
     /// <summary>A route for a session: <paramref name="current"/> again when every shard of it is still serving
     /// (affinity), else one replica of every stage, the least loaded. A <see cref="StrataException"/>
     /// (model_not_ready) when the model is not deployed or still loading.</summary>
-    [Alias("GetRoute")]
+    [Alias("GetRoute"), ResponseTimeout("00:05:00")]
     Task<Route> GetRoute(IReadOnlyList<string>? current = null);
 
     /// <summary>A session's step through <paramref name="failed"/> failed or timed out. The model grain probes every

@@ -60,7 +60,7 @@ public sealed record ShardStatus(
 public interface IShardGrain : IGrainWithStringKey
 {
     /// <summary>Starts loading the stage in the background (idempotent for the same config).</summary>
-    [Alias("Configure")]
+    [Alias("Configure"), ResponseTimeout("00:05:00")]
     Task<ShardStatus> Configure(ShardConfig config);
 
     /// <summary>Load state and KV use.</summary>
@@ -88,6 +88,6 @@ public interface IShardGrain : IGrainWithStringKey
     Task Unload();
 
     /// <summary>Runs one step and passes the result to the next shard; the last shard samples.</summary>
-    [Alias("Step")]
+    [Alias("Step"), ResponseTimeout("00:05:00")]
     Task<StepResult> Step(StepRequest request);
 }

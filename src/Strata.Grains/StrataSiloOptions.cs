@@ -27,9 +27,13 @@ public sealed class StrataSiloOptions
     /// <summary>Idle time after which a session's KV is released (its history is kept). Default 5 minutes.</summary>
     public TimeSpan SessionKvTtl { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Orleans' response timeout for grain calls, and the deadline of a session's first steps before any
-    /// step time was measured on its silo. Default 30 s.</summary>
+    /// <summary>The deadline of a session's steps before any step time was measured on its silo. Default 30 s.</summary>
     public TimeSpan StepTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Orleans' response timeout for grain calls that set none of their own. Short, because a call to a silo
+    /// that died waits this long before it fails; long operations (steps, loads, repairs, admission) carry their own.
+    /// A stream's heartbeat comes every half of it. Default 10 s.</summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>A step that takes longer than this floor plus <see cref="StepDeadlineFactor"/> times the measured
     /// step time counts as a lost stage: the session re-routes and replays. Default 1.5 s.</summary>

@@ -43,9 +43,9 @@ public static class StrataSiloBuilderExtensions
             [StrataMetadata.Memory] = options.MemoryBytes.ToString(CultureInfo.InvariantCulture),
             [StrataMetadata.Speed] = options.Speed.ToString(CultureInfo.InvariantCulture),
         });
-        // Activations are a few MB at most; KV never travels. Keep the default message limit but fail fast on
-        // a lost stage instead of Orleans' 30 s default.
-        silo.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = options.StepTimeout);
+        // Activations are a few MB at most; KV never travels. Keep the default message limit, but a call to a silo
+        // that died should fail in seconds, not Orleans' default 30 s: calls that may run long carry their own.
+        silo.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = options.CallTimeout);
         return silo;
     }
 }
@@ -65,6 +65,7 @@ public static class StrataSiloOptionsValidator
         if (o.Speed < 0) errors.Add($"Strata:Speed must be >= 0, got {o.Speed}");
         if (o.SessionKvTtl <= TimeSpan.Zero) errors.Add($"Strata:SessionKvTtl must be positive, got {o.SessionKvTtl}");
         if (o.StepTimeout <= TimeSpan.Zero) errors.Add($"Strata:StepTimeout must be positive, got {o.StepTimeout}");
+        if (o.CallTimeout < TimeSpan.FromSeconds(2)) errors.Add($"Strata:CallTimeout must be at least 2 s, got {o.CallTimeout}");
         if (o.StepDeadlineFloor <= TimeSpan.Zero) errors.Add($"Strata:StepDeadlineFloor must be positive, got {o.StepDeadlineFloor}");
         if (!(o.StepDeadlineFactor >= 1) || double.IsInfinity(o.StepDeadlineFactor)) errors.Add($"Strata:StepDeadlineFactor must be at least 1, got {o.StepDeadlineFactor}");
         if (o.DrainTimeout <= TimeSpan.Zero) errors.Add($"Strata:DrainTimeout must be positive, got {o.DrainTimeout}");

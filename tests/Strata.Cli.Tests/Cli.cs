@@ -43,7 +43,7 @@ internal sealed class TempDir : IDisposable
     }
 }
 
-/// <summary>Finds shared/models/stories260K by walking up from the test binaries; null when absent.</summary>
+/// <summary>Finds models/stories260K (it ships in the repository) by walking up from the test binaries; throws when absent.</summary>
 internal static class SharedModels
 {
     public static string? Stories260K
@@ -52,10 +52,10 @@ internal static class SharedModels
         {
             for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             {
-                string candidate = System.IO.Path.Combine(dir.FullName, "shared", "models", "stories260K");
+                string candidate = System.IO.Path.Combine(dir.FullName, "models", "stories260K");
                 if (File.Exists(System.IO.Path.Combine(candidate, "config.json"))) return candidate;
             }
-            return null;
+            throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
         }
     }
 }

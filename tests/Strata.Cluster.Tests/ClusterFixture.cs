@@ -18,17 +18,17 @@ public sealed class ClusterFixture : IAsyncLifetime
     public const string Package = "tiny4";
     public const string StoriesPackage = "stories260K";
 
-    /// <summary>Whether the real stories260K model was found (shared/models) and imported.</summary>
+    /// <summary>Whether the real stories260K model (models/stories260K, shipped in the repository) was imported: always, or the fixture fails.</summary>
     public bool HasStories { get; private set; }
 
     private static string? FindStories260K()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            string candidate = Path.Combine(dir.FullName, "shared", "models", "stories260K");
+            string candidate = Path.Combine(dir.FullName, "models", "stories260K");
             if (File.Exists(Path.Combine(candidate, "config.json"))) return candidate;
         }
-        return null;
+        throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
     }
 
     public async Task InitializeAsync()

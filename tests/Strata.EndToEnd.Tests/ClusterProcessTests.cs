@@ -170,6 +170,39 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     }
 
     [RedisFact]
+    public async Task A_stream_runs_through_a_Redis_restart_and_the_cluster_serves_after_it()
+    {
+        await using var cluster = await ProcessCluster.StartAsync(output, silos: 2, Package, layers: 3);
+        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
+            "--model", Package, "--stages", "2", "--max-context", "512");
+        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
+        const int tokens = 400;
+        var reference = await Stream(client, "reference", tokens);
+
+        // Redis goes away for two seconds in the middle of a stream: steps never touch it, the session's save at the
+        // end of the turn may find it back or not (it is retried next turn), and membership carries on from memory.
+        Task? restart = null;
+        var streamed = await Stream(client, "through", tokens, n =>
+        {
+            if (n == 8) restart = cluster.RestartRedisAsync(TimeSpan.FromSeconds(2));
+            return Task.CompletedTask;
+        });
+        Check(restart is not null, "the stream ended before Redis stopped", cluster);
+        await restart!;
+        Check(streamed.SequenceEqual(reference), "the stream through the Redis restart differs from the fault-free run", cluster);
+
+        // After the restart: a fresh client finds the cluster through Redis, the deployment is still there, and a
+        // new session and a second turn of the old one are served.
+        await using var fresh = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
+        var after = await Stream(fresh, "after-restart", tokens);
+        Check(after.SequenceEqual(reference), "a session after the Redis restart differs from the fault-free run", cluster);
+        var model = await Status(cluster);
+        Check((string?)model["state"] == "ready", $"the model should still be deployed: {model.ToJsonString()}", cluster);
+        foreach (var s in cluster.Silos) Check(!s.Process.HasExited, $"{s.Name} exited during the Redis restart", cluster);
+    }
+
+    [RedisFact]
     public async Task Sigterm_on_a_stage_silo_under_load_drains_it_every_stream_stays_exact_and_it_exits_0()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);

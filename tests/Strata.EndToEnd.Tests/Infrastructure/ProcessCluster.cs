@@ -84,15 +84,29 @@ internal sealed class ProcessCluster : IAsyncDisposable
         ModelImporter.Import(src, Path.Combine(Store, package));
     }
 
-    private async Task StartRedisAsync()
+    private ChildProcess? _redis;
+
+    private async Task StartRedisAsync(int? port = null)
     {
-        int port = FreePorts.Take(1)[0];
-        Redis = $"127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
-        var redis = Track(ChildProcess.Start("redis", Tools.OnPath("redis-server")!,
-            ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", Root, "--loglevel", "notice"], MaxLifetime));
+        port ??= FreePorts.Take(1)[0];
+        Redis = $"127.0.0.1:{port.Value.ToString(CultureInfo.InvariantCulture)}";
+        // Persistent, as in docker-compose.yml: a restart reads the membership table and the grain state back.
+        _redis = Track(ChildProcess.Start("redis", Tools.OnPath("redis-server")!,
+            ["--port", port.Value.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", Root, "--loglevel", "notice"], MaxLifetime));
         // redis-server 6 and 7 print this (after a pid and a timestamp) once they accept clients.
-        await redis.WaitForLineContainingAsync("Ready to accept connections", TimeSpan.FromSeconds(20));
+        await _redis.WaitForLineContainingAsync("Ready to accept connections", TimeSpan.FromSeconds(20));
+    }
+
+    /// <summary>Stops Redis (SIGTERM: it writes its append-only file) and starts it again on the same port after
+    /// <paramref name="down"/>.</summary>
+    public async Task RestartRedisAsync(TimeSpan down)
+    {
+        int port = int.Parse(Redis.Split(':')[1], CultureInfo.InvariantCulture);
+        _redis!.Terminate();
+        await _redis.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        await Task.Delay(down);
+        await StartRedisAsync(port);
     }
 
     private async Task StartSilosAsync(int count)

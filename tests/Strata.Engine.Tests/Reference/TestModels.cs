@@ -2,11 +2,11 @@ using System.Runtime.CompilerServices;
 
 namespace Strata.Engine.Tests.Reference;
 
-/// <summary>Finds the shared test models (shared/models/...) by walking up from the test binaries.</summary>
+/// <summary>Finds the test models by walking up from the test binaries (models/stories260K ships in the repository).</summary>
 internal static class TestModels
 {
     /// <summary>The stories260K folder, or null when this checkout has no shared models.</summary>
-    public static string? Stories260K => Find(Path.Combine("shared", "models", "stories260K"));
+    public static string? Stories260K => Find(Path.Combine("models", "stories260K")) ?? throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
 
     /// <summary>
     /// The first <c>dir/relative</c> holding a config.json, walking up from the test binaries and then from

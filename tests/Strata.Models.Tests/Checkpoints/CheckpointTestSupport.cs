@@ -33,15 +33,15 @@ internal sealed class ScratchDir : IDisposable
 /// <summary>Real test models from the shared folder, when this machine has them.</summary>
 internal static class TestModels
 {
-    /// <summary>The stories260K folder, or null when absent (tests then return early).</summary>
+    /// <summary>The stories260K folder (models/stories260K in the repository); throws when the checkout lacks it.</summary>
     public static string? Stories260K([CallerFilePath] string sourceFile = "") =>
-        FindUp(AppContext.BaseDirectory) ?? FindUp(System.IO.Path.GetDirectoryName(sourceFile));
+        FindUp(AppContext.BaseDirectory) ?? FindUp(System.IO.Path.GetDirectoryName(sourceFile)) ?? throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
 
     private static string? FindUp(string? dir)
     {
         for (; dir is not null; dir = System.IO.Path.GetDirectoryName(dir))
         {
-            string candidate = System.IO.Path.Combine(dir, "shared", "models", "stories260K");
+            string candidate = System.IO.Path.Combine(dir, "models", "stories260K");
             if (File.Exists(System.IO.Path.Combine(candidate, "model.safetensors"))) return candidate;
         }
         return null;

@@ -6,9 +6,9 @@ namespace Strata.Models.Tests.Tokenization;
 internal static class TestModels
 {
     /// <summary>
-    /// The stories260K folder (<c>&lt;repo&gt;/../shared/models/stories260K</c>), or null when this checkout has no
-    /// shared folder; callers then return early (xunit 2 has no dynamic skip). Searched upward from the test binaries
-    /// and, since an --artifacts-path build puts those outside the repo, from this source file too.
+    /// The stories260K folder (<c>models/stories260K</c>, shipped in the repository); throws when the checkout lacks
+    /// it, so that no test passes without the model. Searched upward from the test binaries and, since an
+    /// --artifacts-path build puts those outside the repo, from this source file too.
     /// </summary>
     public static string? Stories260KOrNull([CallerFilePath] string sourceFile = "")
     {
@@ -16,11 +16,11 @@ internal static class TestModels
         {
             for (var dir = start is null ? null : new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                string candidate = Path.Combine(dir.FullName, "shared", "models", "stories260K");
+                string candidate = Path.Combine(dir.FullName, "models", "stories260K");
                 if (File.Exists(Path.Combine(candidate, "tokenizer.json"))) return candidate;
             }
         }
-        return null;
+        throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
     }
 
     /// <summary>A new empty folder under the temp directory; delete it with <see cref="TempDir.Dispose"/>.</summary>
