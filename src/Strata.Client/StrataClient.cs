@@ -52,9 +52,9 @@ public sealed class StrataClient : IAsyncDisposable
             client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
             client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
             // A call to a silo that died waits this long before it fails (the stream of a session whose silo died,
-            // for one): short, above the silos' stream heartbeat (half their 10 s call timeout). Long operations
+            // for one): short, above the silos' stream heartbeat (half their 6 s call timeout). Long operations
             // carry their own timeouts.
-            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(8));
+            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(5));
         });
         builder.Services.AddSingleton<IHostLifetime, PassiveHostLifetime>();
         var host = builder.Build();

@@ -236,7 +236,8 @@ internal sealed partial class ModelGrain(
         var probes = await Probe(record.Shards);
         if (Pick(record, probes) is { } keys) return ToRoute(record, keys);
         var (state, error) = Summarize(record.Shards.Select((s, i) => ToStageStatus(s, probes[i])).ToList());
-        if (state == DeploymentState.Loading) throw new StrataException(ErrorCodes.ModelNotReady, $"model '{Model}' is still loading its stages");
+        // Loading (a first deploy, or a repair placing a lost stage again): new sessions wait for it rather than fail.
+        if (state == DeploymentState.Loading) return await WaitForRoute(record);
         return await Repair(record.Version, error);
     }
 

@@ -32,18 +32,18 @@ public sealed class StrataSiloOptions
 
     /// <summary>Orleans' response timeout for grain calls that set none of their own. Short, because a call to a silo
     /// that died waits this long before it fails; long operations (steps, loads, repairs, admission) carry their own.
-    /// A stream's heartbeat comes every half of it. Default 10 s.</summary>
-    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(10);
+    /// A stream's heartbeat comes every half of it. Default 6 s.</summary>
+    public TimeSpan CallTimeout { get; set; } = TimeSpan.FromSeconds(6);
 
     /// <summary>A step that takes longer than this floor plus <see cref="StepDeadlineFactor"/> times the measured
-    /// step time counts as a lost stage: the session re-routes and replays. Default 1.5 s.</summary>
-    public TimeSpan StepDeadlineFloor { get; set; } = TimeSpan.FromSeconds(1.5);
+    /// step time counts as a lost stage: the session re-routes and replays. Default 1 s.</summary>
+    public TimeSpan StepDeadlineFloor { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How many measured step times a step may take (over the floor) before it counts as lost. Default 8.</summary>
     public double StepDeadlineFactor { get; set; } = 8;
 
-    /// <summary>How long the model grain waits for a shard's status before calling it unreachable. Default 2 s.</summary>
-    public TimeSpan ShardProbeTimeout { get; set; } = TimeSpan.FromSeconds(2);
+    /// <summary>How long the model grain waits for a shard's status before calling it unreachable. Default 1 s.</summary>
+    public TimeSpan ShardProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long a repair waits for replacement stages to load. Default 5 minutes.</summary>
     public TimeSpan StageLoadTimeout { get; set; } = TimeSpan.FromMinutes(5);

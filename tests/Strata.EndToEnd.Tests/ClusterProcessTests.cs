@@ -62,12 +62,13 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
 
     /// <summary>Streams one turn through a client of this test process; <paramref name="onToken"/> sees the count
     /// of tokens received so far.</summary>
-    private static async Task<List<int>> Stream(StrataClient client, string session, int tokens, Func<int, Task>? onToken = null)
+    private static async Task<List<int>> Stream(StrataClient client, string session, int tokens, Func<int, Task>? onToken = null,
+        int[]? promptIds = null)
     {
         var ids = new List<int>();
         await foreach (var chunk in client.GenerateAsync(session, new GenerateRequest
                        {
-                           Model = Package, Prompt = "Once upon a time", MaxNewTokens = tokens, IgnoreEos = true,
+                           Model = Package, Prompt = "Once upon a time", PromptIds = promptIds, MaxNewTokens = tokens, IgnoreEos = true,
                        }))
         {
             ids.AddRange(chunk.TokenIds);
@@ -114,6 +115,16 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
         Check(after.SequenceEqual(reference), "a new session on the re-planned model differs from the fault-free run", cluster);
         foreach (var s in cluster.Silos.Where(s => s != victim))
             Check(!s.Process.HasExited, $"{s.Name} exited after {victim.Name} was killed", cluster);
+
+        // During prefill: a 400-token prompt, and the silo of the last stage killed as soon as the turn is sent.
+        int[] longPrompt = Enumerable.Range(0, 400).Select(i => 3 + i * 7 % 200).ToArray();
+        var prefillReference = await Stream(client, "prefill-reference", 32, promptIds: longPrompt);
+        var last = (await Status(cluster))["stages"]!.AsArray().MaxBy(s => (int)s!["index"]!)!;
+        var second = cluster.Silos.Single(s => s.Is((string)last["silo"]!));
+        var during = Stream(client, "prefill", 32, promptIds: longPrompt);
+        second.Process.Kill();
+        var prefilled = await during;
+        Check(prefilled.SequenceEqual(prefillReference), $"the turn whose prefill lost {second.Name} differs from the fault-free run", cluster);
     }
 
     [RedisFact]
