@@ -60,6 +60,14 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
             $"no silo exports the session metrics:\n{string.Join("\n", scrapes)}", cluster);
     }
 
+    /// <summary>Deploys the test package over <paramref name="stages"/> stages with room for 512 positions.</summary>
+    private static async Task Deploy(ProcessCluster cluster, int stages)
+    {
+        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
+            "--model", Package, "--stages", stages.ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "512");
+        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+    }
+
     /// <summary>Streams one turn through a client of this test process; <paramref name="onToken"/> sees the count
     /// of tokens received so far.</summary>
     private static async Task<List<int>> Stream(StrataClient client, string session, int tokens, Func<int, Task>? onToken = null,
@@ -81,9 +89,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     public async Task Kill_9_of_a_stage_silo_under_a_stream_leaves_the_stream_exact_and_the_model_serving_on_the_survivors()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
-        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
-            "--model", Package, "--stages", "3", "--max-context", "512");
-        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await Deploy(cluster, stages: 3);
         var stages = (await Status(cluster))["stages"]!.AsArray();
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         const int tokens = 400;
@@ -131,9 +137,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     public async Task Kill_9_of_the_model_grains_silo_loses_no_deployment()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
-        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
-            "--model", Package, "--stages", "2", "--max-context", "512");
-        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await Deploy(cluster, stages: 2);
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         var reference = await Stream(client, "reference", 64);
 
@@ -155,9 +159,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     public async Task Kill_9_of_the_sessions_silo_under_a_stream_is_resumed_by_the_client_exactly()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
-        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
-            "--model", Package, "--stages", "2", "--max-context", "512");
-        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await Deploy(cluster, stages: 2);
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         const int tokens = 400;
         var reference = await Stream(client, "reference", tokens);
@@ -184,9 +186,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     public async Task A_stream_runs_through_a_Redis_restart_and_the_cluster_serves_after_it()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 2, Package, layers: 3);
-        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
-            "--model", Package, "--stages", "2", "--max-context", "512");
-        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await Deploy(cluster, stages: 2);
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         const int tokens = 400;
         var reference = await Stream(client, "reference", tokens);
@@ -217,9 +217,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     public async Task Sigterm_on_a_stage_silo_under_load_drains_it_every_stream_stays_exact_and_it_exits_0()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
-        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
-            "--model", Package, "--stages", "2", "--max-context", "512");
-        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await Deploy(cluster, stages: 2);
         var stages = (await Status(cluster))["stages"]!.AsArray();
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         const int tokens = 400;
@@ -249,9 +247,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     public async Task Cluster_drain_empties_a_silo_under_load_and_scale_then_adds_replicas_elsewhere()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 3, Package, layers: 3);
-        var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
-            "--model", Package, "--stages", "2", "--max-context", "512");
-        Check(deploy.ExitCode == 0, $"deploy failed: {deploy}", cluster);
+        await Deploy(cluster, stages: 2);
         var stages = (await Status(cluster))["stages"]!.AsArray();
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         const int tokens = 400;
