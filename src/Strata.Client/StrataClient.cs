@@ -157,6 +157,8 @@ public sealed class StrataClient : IAsyncDisposable
         TurnInfo? turn = null;
         ulong[]? rng = null;
         int resumes = 0;
+        var session = Orleans.GetGrain<ISessionGrain>(sessionId);
+        var gaps = new GapWatch();
         var (stream, any) = await StartTurn(sessionId, request, cancellation);
         try
         {
@@ -166,9 +168,10 @@ public sealed class StrataClient : IAsyncDisposable
                 turn ??= chunk.Turn;
                 rng = chunk.RngState ?? rng;
                 received.AddRange(chunk.TokenIds);
+                gaps.Chunk();
                 yield return chunk;
                 if (chunk.FinishReason is not null) yield break;
-                var (next, error) = await TryMoveNext(stream);
+                var (next, error) = turn is null ? await TryMoveNext(stream) : await NextOrSilence(stream, session, turn.Turn, gaps.Quiet);
                 if (error is null)
                 {
                     any = next;
@@ -176,7 +179,7 @@ public sealed class StrataClient : IAsyncDisposable
                 }
                 if (!IsBrokenStream(error) || turn is null || ++resumes > MaxResumes || cancellation.IsCancellationRequested)
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
-                await DisposeQuietly(stream);
+                _ = DisposeQuietly(stream); // its grain may be gone: do not wait on it
                 (stream, any) = await StartTurn(sessionId, request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) }, cancellation);
             }
         }
@@ -186,11 +189,61 @@ public sealed class StrataClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The next chunk, or a broken-stream error when the session has gone silent: once no chunk came for
+    /// <paramref name="quiet"/>, the session is asked (briefly) whether it still generates this turn. A session whose
+    /// silo died does not answer, or answers from a fresh activation that generates nothing: the stream is then
+    /// given up at once instead of after the response timeout, and the turn resumed. A session that is only slow
+    /// (admission, a failover in progress) says so, and the wait goes on.
+    /// </summary>
+    private static async Task<(bool Next, Exception? Error)> NextOrSilence(IAsyncEnumerator<GenerateChunk> stream, ISessionGrain session,
+        long turn, TimeSpan quiet)
+    {
+        var next = TryMoveNext(stream);
+        while (await Task.WhenAny(next, Task.Delay(quiet)) != next)
+        {
+            bool generating;
+            try
+            {
+                generating = (await session.GetInfo().WaitAsync(TimeSpan.FromSeconds(2))).GeneratingTurn == turn;
+            }
+            catch (Exception e) when (IsBrokenStream(e))
+            {
+                generating = false;
+            }
+            if (!generating)
+            {
+                // The abandoned pull ends by itself (its grain is gone or was told to stop); the stream is disposed then.
+                _ = next.ContinueWith(_ => DisposeQuietly(stream), TaskScheduler.Default);
+                return (false, new TimeoutException($"session {session.GetPrimaryKeyString()} went silent: no chunk for {quiet.TotalSeconds:F1} s and it generates no turn"));
+            }
+        }
+        return await next;
+    }
+
+    /// <summary>How long a stream may stay silent before the session is asked whether it still generates: ten times
+    /// the recent gap between chunks, at least a second.</summary>
+    private sealed class GapWatch
+    {
+        private long _last = System.Diagnostics.Stopwatch.GetTimestamp();
+        private double _meanMs = double.NaN;
+
+        public void Chunk()
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            double gap = System.Diagnostics.Stopwatch.GetElapsedTime(_last, now).TotalMilliseconds;
+            _last = now;
+            _meanMs = double.IsNaN(_meanMs) ? gap : _meanMs + 0.1 * (gap - _meanMs);
+        }
+
+        public TimeSpan Quiet => TimeSpan.FromMilliseconds(Math.Max(1000, 10 * (double.IsNaN(_meanMs) ? 100 : _meanMs)));
+    }
+
     /// <summary>Ends a stream whose grain may be gone (its silo lost): there is nothing to tell it then.</summary>
     private static async Task DisposeQuietly(IAsyncEnumerator<GenerateChunk> stream)
     {
         try { await stream.DisposeAsync(); }
-        catch (Exception e) when (e is OrleansException or TimeoutException) { }
+        catch (Exception e) when (e is not OutOfMemoryException) { /* nothing to tell a grain that is gone */ }
     }
 
     /// <summary>How many times one turn is resumed after its stream broke.</summary>

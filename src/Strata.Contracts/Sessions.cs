@@ -71,14 +71,16 @@ public sealed record GenerateChunk(
     [property: Id(5)] ulong[]? RngState = null,
     [property: Id(6)] TurnInfo? Turn = null);
 
-/// <summary>What a session holds.</summary>
+/// <summary>What a session holds; <see cref="GeneratingTurn"/> is the turn it is generating (its
+/// <see cref="TurnInfo.Turn"/>), or null between turns.</summary>
 [GenerateSerializer, Immutable, Alias("strata.SessionInfo")]
 public sealed record SessionInfo(
     [property: Id(0)] string SessionId,
     [property: Id(1)] string? Model,
     [property: Id(2)] int HistoryTokens,
     [property: Id(3)] int CachedTokens,
-    [property: Id(4)] bool HoldsKv);
+    [property: Id(4)] bool HoldsKv,
+    [property: Id(5)] long? GeneratingTurn = null);
 
 /// <summary>A conversation: its token history, sampling state and KV leases at every stage.</summary>
 [Alias("strata.ISessionGrain")]

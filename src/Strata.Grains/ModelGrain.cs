@@ -265,10 +265,18 @@ internal sealed partial class ModelGrain(
     private StrataException NotDeployed() =>
         new(ErrorCodes.ModelNotReady, $"model '{Model}' is not deployed (strata cluster deploy --model PKG)");
 
-    public Task<Route> ReportLost(IReadOnlyList<string> failed)
+    public async Task<Route> ReportLost(IReadOnlyList<string> failed)
     {
+        var record = Record;
+        // A route with a shard the deployment no longer names (drained, scaled down, re-planned by an earlier
+        // report) needs no repair: hand out a current one without taking the change lock.
+        if (record.Request is not null && failed.Any(k => record.Shards.All(s => s.Key != k)))
+        {
+            var probes = await Probe(record.Shards);
+            if (Pick(record, probes) is { } keys) return ToRoute(record, keys);
+        }
         LogReported(logger, Model, string.Join(", ", failed));
-        return Repair(Record.Version, null);
+        return await Repair(record.Version, null);
     }
 
     /// <summary>One line for an operator: Orleans' own messages carry inner exceptions and stack traces.</summary>

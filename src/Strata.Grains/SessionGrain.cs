@@ -62,7 +62,7 @@ internal sealed partial class SessionGrain(
         await ReleaseKv();
     }
 
-    public Task<SessionInfo> GetInfo() => Task.FromResult(new SessionInfo(Id, SessionModel, History.Count, _cached, _holdsKv));
+    public Task<SessionInfo> GetInfo() => Task.FromResult(new SessionInfo(Id, SessionModel, History.Count, _cached, _holdsKv, GeneratingTurn));
 
     public async Task ReleaseKv()
     {
@@ -77,16 +77,25 @@ internal sealed partial class SessionGrain(
     public async IAsyncEnumerable<GenerateChunk> GenerateAsync(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         Validate(request);
+        if (_busy && request.Resume is { } resume && _running is { } earlier && resume.Turn == state.State.CompletedTurns)
+        {
+            // The client resumes a turn whose stream it gave up on while this activation still runs it: end that
+            // run first (its tokens are what the client received, or ahead of it).
+            earlier.Stop.Cancel();
+            await earlier.Done;
+        }
         if (_busy) throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} is already generating; wait for the turn to finish");
         if (SessionModel is not null && SessionModel != request.Model)
             throw new StrataException(ErrorCodes.InvalidRequest, $"session {Id} belongs to model '{SessionModel}', not '{request.Model}'");
         _busy = true;
 
-        // The decode loop runs ahead of the consumer: steps do not wait for the client to pull each chunk.
+        // The decode loop runs ahead of the consumer: steps do not wait for the client to pull each chunk. It ends
+        // the turn itself (park or release, save), so a stream its client abandoned still frees the session.
         var chunks = Channel.CreateUnbounded<GenerateChunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         var turn = new Turn();
-        var producer = Produce(request, chunks.Writer, turn, stop.Token);
+        var run = RunTurn(request, chunks.Writer, turn, stop);
+        _running = (stop, run);
         try
         {
             await foreach (var chunk in chunks.Reader.ReadAllAsync(cancellation))
@@ -95,9 +104,27 @@ internal sealed partial class SessionGrain(
         }
         finally
         {
-            await stop.CancelAsync();
-            await producer;
-            _busy = false;
+            try { await stop.CancelAsync(); }
+            catch (ObjectDisposedException) { /* the turn ended already */ }
+            await run;
+        }
+    }
+
+    private (CancellationTokenSource Stop, Task Done)? _running;
+
+    /// <summary>Whether a turn is running, and which (the completed-turn count it started at).</summary>
+    private long? GeneratingTurn => _busy ? state.State.CompletedTurns - (_turnCompleted ? 1 : 0) : null;
+    private bool _turnCompleted;
+
+    private async Task RunTurn(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationTokenSource stop)
+    {
+        _turnCompleted = false;
+        try
+        {
+            await Produce(request, output, turn, stop.Token);
+        }
+        finally
+        {
             _lastActive = DateTime.UtcNow;
             if (!turn.Completed)
             {
@@ -110,6 +137,9 @@ internal sealed partial class SessionGrain(
                 await Park();
             }
             await Save();
+            _busy = false;
+            _running = null;
+            stop.Dispose();
         }
     }
 
@@ -260,6 +290,7 @@ internal sealed partial class SessionGrain(
             {
                 string tail = decision.StopString is null ? decision.Text + (full ? stop.Flush() : "") + decoder.Flush() : decision.Text;
                 turn.Completed = true;
+                _turnCompleted = true;
                 state.State.CompletedTurns++;
                 (state.State.LastTurnStart, state.State.LastTurnPrompt, state.State.LastFinish) =
                     (historyStart, promptTokens, decision.FinishReason ?? FinishReasons.Length);

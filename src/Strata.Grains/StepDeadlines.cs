@@ -6,7 +6,8 @@ namespace Strata.Grains;
 /// <summary>
 /// How long a session waits for a step before it calls the stage lost: <see cref="StrataSiloOptions.StepDeadlineFloor"/>
 /// plus <see cref="StrataSiloOptions.StepDeadlineFactor"/> times the step time measured on this silo for the model
-/// (a moving average, per token for multi-token steps). Far below Orleans' 30 s response timeout, so a killed silo
+/// (a moving average, per token for multi-token steps), plus twice the longest recent prefill step (a step may wait
+/// behind one at a stage). Far below Orleans' 30 s response timeout, so a killed silo
 /// costs a session about a second, not half a minute. Before anything was measured the deadline is
 /// <see cref="StrataSiloOptions.StepTimeout"/>. One per silo, shared by its sessions.
 /// </summary>
@@ -16,6 +17,7 @@ public sealed class StepDeadlines(IOptions<StrataSiloOptions> options)
     {
         public double DecodeMs = double.NaN;
         public double PrefillMsPerToken = double.NaN;
+        public double PrefillStepMs = double.NaN;
     }
 
     private readonly ConcurrentDictionary<string, Averages> _byModel = new(StringComparer.Ordinal);
@@ -32,6 +34,8 @@ public sealed class StepDeadlines(IOptions<StrataSiloOptions> options)
             {
                 double perToken = milliseconds / tokens;
                 a.PrefillMsPerToken = double.IsNaN(a.PrefillMsPerToken) ? perToken : a.PrefillMsPerToken + Weight * (perToken - a.PrefillMsPerToken);
+                // The longest recent prefill step, decaying: what a step may wait behind at a stage.
+                a.PrefillStepMs = double.IsNaN(a.PrefillStepMs) ? milliseconds : Math.Max(milliseconds, a.PrefillStepMs * (1 - Weight));
             }
         }
     }
@@ -49,8 +53,8 @@ public sealed class StepDeadlines(IOptions<StrataSiloOptions> options)
             double perToken = double.IsNaN(a.PrefillMsPerToken) ? double.NaN : a.PrefillMsPerToken;
             if (tokens > 1 && double.IsNaN(perToken)) return o.StepTimeout;
             expected = decode + (tokens > 1 ? perToken * tokens : 0);
-            // Any step may wait behind one prefill chunk of another session at each stage.
-            chunkAhead = double.IsNaN(perToken) ? 0 : 2 * perToken * o.PrefillChunk;
+            // Any step may wait behind another session's prefill step at each stage: allow twice the longest recent one.
+            chunkAhead = double.IsNaN(a.PrefillStepMs) ? 0 : 2 * a.PrefillStepMs;
         }
         var deadline = o.StepDeadlineFloor + TimeSpan.FromMilliseconds(o.StepDeadlineFactor * slack * expected + chunkAhead);
         return deadline < o.StepTimeout ? deadline : o.StepTimeout;
