@@ -56,7 +56,7 @@ public static class CliApp
         }
         catch (Exception e) when (IsUserError(e))
         {
-            output.Err.WriteLine($"error: {e.Message}");
+            output.Err.WriteLine($"error: {OneLine(e)}");
             return UserError;
         }
         catch (OperationCanceledException)
@@ -74,6 +74,18 @@ public static class CliApp
         names[^1] = "strata"; // the root's name is the executable's (a test host, in tests)
         names.Reverse();
         return string.Join(' ', names);
+    }
+
+    /// <summary>The message as one line: Orleans puts inner exceptions and their stack traces into its messages.</summary>
+    internal static string OneLine(Exception e)
+    {
+        if (e is not (OrleansException or TimeoutException)) return e.Message;
+        string first = e.Message.Split('\n', 2)[0].Trim();
+        int at = first.IndexOf("   at ", StringComparison.Ordinal);
+        if (at > 0) first = first[..at].Trim();
+        return e is OrleansMessageRejectionException or SiloUnavailableException or ConnectionFailedException
+            ? $"a silo did not answer ({first}); the cluster may still be settling after a silo was lost: try again in a few seconds"
+            : first;
     }
 
     // Cluster failures a user can act on: typed errors from the grains, no cluster at the address, a silo lost

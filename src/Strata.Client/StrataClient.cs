@@ -142,8 +142,28 @@ public sealed class StrataClient : IAsyncDisposable
         }
     }
 
-    /// <summary>A model's deployment state.</summary>
-    public Task<ModelStatus> GetModelStatusAsync(string model) => Orleans.GetGrain<IModelGrain>(model).GetStatus();
+    /// <summary>A model's deployment state. Retried for up to <see cref="StartRetryWindow"/> while the cluster settles
+    /// after the loss of a silo (the model grain or its directory entry may have gone with it).</summary>
+    public Task<ModelStatus> GetModelStatusAsync(string model) => Settling(() => Orleans.GetGrain<IModelGrain>(model).GetStatus());
+
+    /// <summary>Runs a control call, retrying with backoff while calls are refused because a silo was just lost.</summary>
+    private async Task<T> Settling<T>(Func<Task<T>> call)
+    {
+        var giveUp = DateTime.UtcNow + StartRetryWindow;
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                return await call();
+            }
+            catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException && DateTime.UtcNow < giveUp)
+            {
+                await Task.Delay(delay);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+        }
+    }
 
     /// <summary>Streams one turn of session <paramref name="sessionId"/>. While the cluster settles after the loss of
     /// a silo a call can be refused before the first chunk; the turn has then not started, and starting it is
@@ -310,7 +330,7 @@ public sealed class StrataClient : IAsyncDisposable
     }
 
     /// <summary>Sets a model's replicas per stage (null: as many as spare capacity allows) while sessions stream.</summary>
-    public Task<ModelStatus> ScaleAsync(string model, int? replicas) => Orleans.GetGrain<IModelGrain>(model).Scale(replicas);
+    public Task<ModelStatus> ScaleAsync(string model, int? replicas) => Settling(() => Orleans.GetGrain<IModelGrain>(model).Scale(replicas));
 
     /// <summary>The live silos of the cluster with their status.</summary>
     public async Task<IReadOnlyList<(string Silo, string Name, string Status)>> GetSilosAsync()

@@ -12,7 +12,7 @@ namespace Strata.EndToEnd.Tests;
 /// </summary>
 public sealed class ClusterProcessTests(ITestOutputHelper output)
 {
-    private const string Package = "tiny3";
+    internal const string Package = "tiny3";
     private static readonly TimeSpan CliTimeout = TimeSpan.FromSeconds(90);
 
     [RedisFact]
@@ -61,7 +61,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>Deploys the test package over <paramref name="stages"/> stages with room for 512 positions.</summary>
-    private static async Task Deploy(ProcessCluster cluster, int stages)
+    internal static async Task Deploy(ProcessCluster cluster, int stages)
     {
         var deploy = await cluster.StrataAsync(CliTimeout, "cluster", "deploy", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
             "--model", Package, "--stages", stages.ToString(System.Globalization.CultureInfo.InvariantCulture), "--max-context", "512");
@@ -70,7 +70,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
 
     /// <summary>Streams one turn through a client of this test process; <paramref name="onToken"/> sees the count
     /// of tokens received so far.</summary>
-    private static async Task<List<int>> Stream(StrataClient client, string session, int tokens, Func<int, Task>? onToken = null,
+    internal static async Task<List<int>> Stream(StrataClient client, string session, int tokens, Func<int, Task>? onToken = null,
         int[]? promptIds = null)
     {
         var ids = new List<int>();
@@ -277,7 +277,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
         Check(after.SequenceEqual(reference), "a session after scaling differs from the fault-free run", cluster);
     }
 
-    private static async Task<JsonObject> Status(ProcessCluster cluster)
+    internal static async Task<JsonObject> Status(ProcessCluster cluster)
     {
         var status = await cluster.StrataAsync(CliTimeout, "cluster", "status", "--redis", cluster.Redis, "--cluster-id", cluster.ClusterId,
             "--model", Package, "--json");
@@ -288,7 +288,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>Where the model grain lives, asked through an Orleans client of this test process.</summary>
-    private static async Task<string> ModelGrainSilo(ProcessCluster cluster)
+    internal static async Task<string> ModelGrainSilo(ProcessCluster cluster)
     {
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
         var address = await client.Orleans.GetGrain<IManagementGrain>(0).GetActivationAddress(client.Orleans.GetGrain<IModelGrain>(Package));
@@ -310,7 +310,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
         }
     }
 
-    private static void Check(bool condition, string message, ProcessCluster cluster)
+    internal static void Check(bool condition, string message, ProcessCluster cluster)
     {
         if (!condition) Assert.Fail($"{message}\n--- process logs\n{cluster.Logs()}");
     }

@@ -59,6 +59,16 @@ public sealed class RedisFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A theory that is skipped, with the reason in the test results, when redis-server is not installed.</summary>
+public sealed class RedisTheoryAttribute : TheoryAttribute
+{
+    public RedisTheoryAttribute()
+    {
+        if (Tools.OnPath("redis-server") is null)
+            Skip = "redis-server is not installed: install it (apt-get install redis-server; ./test.sh does when it can) to run the end-to-end cluster tests";
+    }
+}
+
 /// <summary>A fact that is skipped, with the reason in the test results, when docker-compose (v1) is not installed.</summary>
 public sealed class DockerComposeFactAttribute : FactAttribute
 {
