@@ -36,7 +36,7 @@ internal sealed partial class ModelGrain
 
             // Replacements first, so that every stage keeps a ready replica throughout; then the leaving shards go.
             long version = record.Version + 1;
-            var added = Place(leaving, staying, await Candidates([silo]), version, required: leaving.Where(l => staying.All(s => s.Config.StageIndex != l.Config.StageIndex)));
+            var added = Place(leaving, staying, await Candidates([silo]), version);
             var both = new DeploymentRecord { Request = record.Request, Version = version, Shards = Sorted(staying.Concat(leaving).Concat(added)) };
             await Store(both);
             await Task.WhenAll(added.Select(a => grains.GetGrain<IShardGrain>(a.Key).Configure(a.Config)));
@@ -101,22 +101,21 @@ internal sealed partial class ModelGrain
     private static List<ShardRecord> Sorted(IEnumerable<ShardRecord> shards) =>
         shards.OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
 
-    /// <summary>Places a new shard for each of <paramref name="gone"/> whose stage still wants one: always those in
-    /// <paramref name="required"/> (a stage left without a replica; failing when none fits), the others where a silo
-    /// has room.</summary>
-    private List<ShardRecord> Place(IReadOnlyList<ShardRecord> gone, IReadOnlyList<ShardRecord> staying, IReadOnlyList<SiloCapacity> silos,
-        long version, IEnumerable<ShardRecord> required)
+    /// <summary>Places a new shard for each of <paramref name="gone"/> where a silo has room. One per stage left
+    /// without a replica in <paramref name="staying"/> is required (placed first; failing when none fits); the
+    /// others replace lost replicas where there is room.</summary>
+    private List<ShardRecord> Place(IReadOnlyList<ShardRecord> gone, IReadOnlyList<ShardRecord> staying, IReadOnlyList<SiloCapacity> silos, long version)
     {
-        var must = required.Select(r => r.Key).ToHashSet(StringComparer.Ordinal);
         var used = staying.GroupBy(s => ShardKeys.Silo(s.Key)).ToDictionary(g => g.Key, g => g.Sum(s => s.Bytes), StringComparer.Ordinal);
         var added = new List<ShardRecord>();
-        foreach (var g in gone.OrderByDescending(g => must.Contains(g.Key)))
+        foreach (var g in gone.OrderByDescending(g => staying.All(s => s.Config.StageIndex != g.Config.StageIndex)))
         {
             var holders = staying.Concat(added).Where(s => s.Config.StageIndex == g.Config.StageIndex)
                 .Select(s => ShardKeys.Silo(s.Key)).ToHashSet(StringComparer.Ordinal);
+            bool required = holders.Count == 0;
             if (ShardPlacement.Choose(g.Bytes, silos, used, holders) is not string silo)
             {
-                if (!must.Contains(g.Key)) continue;
+                if (!required) continue;
                 throw new StrataException(ErrorCodes.StageFailed,
                     $"model '{Model}': no other silo has {ByteSize.Format(g.Bytes)} free for stage {g.Config.StageIndex} " +
                     $"(layers [{g.Config.FirstLayer}, {g.Config.EndLayer})); add a silo or deploy again with fewer sessions");

@@ -12,7 +12,7 @@ internal sealed partial class ModelGrain
     /// shards are dropped; a stage left with no replica is placed again on a surviving silo (the most memory left,
     /// never a silo that did not answer), as a new plan version. A false alarm (every shard answers) changes nothing.
     /// </summary>
-    private async Task<Route> Repair(long seenVersion, string? why)
+    private async Task<Route> Repair(string? why)
     {
         await _changes.WaitAsync();
         try
@@ -47,8 +47,7 @@ internal sealed partial class ModelGrain
         var request = record.Request!;
         var survivors = record.Shards.Except(lost).ToList();
         long version = record.Version + 1;
-        var added = Place(lost, survivors, await Candidates(unreachable), version,
-            required: lost.Where(l => survivors.All(s => s.Config.StageIndex != l.Config.StageIndex)));
+        var added = Place(lost, survivors, await Candidates(unreachable), version);
 
         var next = new DeploymentRecord
         {
@@ -73,7 +72,7 @@ internal sealed partial class ModelGrain
         {
             var probes = await Probe(record.Shards);
             if (Pick(record, probes) is { } keys) return ToRoute(record, keys);
-            var (state, error) = Summarize(record.Shards.Select((s, i) => ToStageStatus(s, probes[i])).ToList());
+            var (state, error) = Summarize(record, probes);
             if (state == DeploymentState.Failed)
                 throw new StrataException(ErrorCodes.StageFailed, $"model '{Model}' cannot serve: {error}");
             if (DateTime.UtcNow > deadline)

@@ -182,6 +182,10 @@ internal sealed partial class ModelGrain(
         p.Status.State == DeploymentState.NotDeployed ? "the shard lost its stage (silo restarted?)" : p.Status.Error,
         p.Status.ActiveSessions, p.Status.Slots, p.Status.WeightBytes, p.Status.KvBytes, p.Status.WaitingSessions, p.Status.QueuedSteps, s.Replica);
 
+    /// <summary>The deployment's state and error from a probe of its shards.</summary>
+    private static (DeploymentState, string?) Summarize(DeploymentRecord record, ShardProbe[] probes) =>
+        Summarize(record.Shards.Select((s, i) => ToStageStatus(s, probes[i])).ToList());
+
     /// <summary>Ready when every stage has a ready replica; Failed when some stage has none ready and none loading.</summary>
     private static (DeploymentState, string?) Summarize(IReadOnlyList<StageStatus> shards)
     {
@@ -235,10 +239,10 @@ internal sealed partial class ModelGrain(
 
         var probes = await Probe(record.Shards);
         if (Pick(record, probes) is { } keys) return ToRoute(record, keys);
-        var (state, error) = Summarize(record.Shards.Select((s, i) => ToStageStatus(s, probes[i])).ToList());
+        var (state, error) = Summarize(record, probes);
         // Loading (a first deploy, or a repair placing a lost stage again): new sessions wait for it rather than fail.
         if (state == DeploymentState.Loading) return await WaitForRoute(record);
-        return await Repair(record.Version, error);
+        return await Repair(error);
     }
 
     /// <summary>One ready replica of every stage, the least loaded (sessions running plus waiting, then free
@@ -276,7 +280,7 @@ internal sealed partial class ModelGrain(
             if (Pick(record, probes) is { } keys) return ToRoute(record, keys);
         }
         LogReported(logger, Model, string.Join(", ", failed));
-        return await Repair(record.Version, null);
+        return await Repair(null);
     }
 
     /// <summary>One line for an operator: Orleans' own messages carry inner exceptions and stack traces.</summary>
