@@ -32,6 +32,13 @@ ensure_tool() { # ensure_tool COMMAND DEBIAN-PACKAGE WHAT-SKIPS
 }
 ensure_tool redis-server redis-server "the end-to-end cluster tests"
 ensure_tool docker-compose docker-compose "the docker-compose.yml validation test"
+ensure_tool npm npm "the openai npm client test"
+
+# The official openai npm client for the gateway test (tests/node, versions pinned by its package-lock.json).
+if command -v npm >/dev/null 2>&1; then
+  echo "== npm ci (tests/node)"
+  (cd tests/node && timeout 5m npm ci --no-audit --no-fund --silent) || echo "note: npm ci failed: the openai npm client test will be skipped"
+fi
 
 echo "== build"
 timeout 20m dotnet build Cluster.sln -c Release -nologo -v:q

@@ -33,6 +33,7 @@ public static class CliApp
             ChatCommand.Create(output),
             DemoCommand.Create(output),
             ClusterCommands.Create(output),
+            GatewayCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true })
@@ -93,7 +94,7 @@ public static class CliApp
     private static bool IsUserError(Exception e) => e is ModelFormatException or ContextOverflowException
         or ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException
         or UnauthorizedAccessException or CliUsageException or IOException
-        or StrataException or ClusterUnreachableException or TimeoutException
+        or StrataException or ClusterUnreachableException or TimeoutException or Gateway.GatewayConfigException
         or SiloUnavailableException or OrleansMessageRejectionException or ConnectionFailedException;
 }
 

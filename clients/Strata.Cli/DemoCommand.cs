@@ -118,7 +118,7 @@ internal static class DemoCommand
 
     /// <summary>The package to deploy: the given one, the given Hugging Face folder imported into the store, or a
     /// synthesized model imported into the store.</summary>
-    private static ModelPackage PreparePackage(CliOutput output, string store, string? modelPath)
+    internal static ModelPackage PreparePackage(CliOutput output, string store, string? modelPath)
     {
         if (modelPath is not null && ModelPackage.IsPackage(modelPath))
             return ModelPackage.Open(Path.GetFullPath(modelPath), verify: false);

@@ -89,7 +89,7 @@ public interface IModelGrain : IGrainWithStringKey
 
     /// <summary>A route for a session: <paramref name="current"/> again when every shard of it is still serving
     /// (affinity), else one replica of every stage, the least loaded. A <see cref="StrataException"/>
-    /// (model_not_ready) when the model is not deployed or still loading.</summary>
+    /// (model_not_found) when the model is not deployed, (model_not_ready) while it is loading.</summary>
     [Alias("GetRoute"), ResponseTimeout("00:05:00")]
     Task<Route> GetRoute(IReadOnlyList<string>? current = null);
 
@@ -127,6 +127,22 @@ public sealed record DrainReport(
     [property: Id(1)] IReadOnlyList<string> Models,
     [property: Id(2)] int ShardsMoved,
     [property: Id(3)] int ShardsLeft);
+
+/// <summary>The models deployed in the cluster (one grain, key <see cref="Key"/>), kept in grain storage.</summary>
+[Alias("strata.IModelCatalogGrain")]
+public interface IModelCatalogGrain : IGrainWithStringKey
+{
+    /// <summary>The catalog's key.</summary>
+    const string Key = "strata";
+
+    /// <summary>Records that <paramref name="model"/> has been deployed.</summary>
+    [Alias("Add")]
+    Task Add(string model);
+
+    /// <summary>The names of the models ever deployed and not removed, sorted.</summary>
+    [Alias("List")]
+    Task<IReadOnlyList<string>> List();
+}
 
 /// <summary>One silo's control: lives on that silo (key <c>silo#{address}</c>).</summary>
 [Alias("strata.ISiloControlGrain")]

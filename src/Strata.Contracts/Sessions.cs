@@ -33,6 +33,25 @@ public sealed record GenerateRequest
     /// <summary>Continues a turn whose stream broke (its session grain's silo was lost): the same request again, with
     /// what the client had received. Set by <c>StrataClient</c>; applications leave it null.</summary>
     [Id(9)] public TurnResume? Resume { get; init; }
+    /// <summary>Chat messages rendered into this turn's prompt by the model's chat template (with the header that
+    /// starts the assistant's reply) instead of <see cref="Prompt"/>. A model without a template refuses them.</summary>
+    [Id(10)] public ChatTurn[]? Messages { get; init; }
+}
+
+/// <summary>One chat message: its role (<c>system</c>, <c>user</c>, <c>assistant</c>, ...) and its text.</summary>
+[GenerateSerializer, Immutable, Alias("strata.ChatTurn")]
+public sealed record ChatTurn(
+    [property: Id(0)] string Role,
+    [property: Id(1)] string Content);
+
+/// <summary>Who a call is made for: the gateway sets <see cref="Key"/> in the Orleans request context to the name of
+/// the API key it authenticated, and a session belongs to the caller of its first turn. A caller that names
+/// another owner is told the session does not exist. Calls that name no owner (trusted cluster clients such as the
+/// command line, admitted by the cluster's certificate when TLS is on) are not checked.</summary>
+public static class CallerContext
+{
+    /// <summary>The request-context key that holds the caller's name.</summary>
+    public const string Key = "strata-owner";
 }
 
 /// <summary>Where a broken turn stood for the client: the turn (from the first chunk's <see cref="TurnInfo"/>), the
@@ -98,4 +117,8 @@ public interface ISessionGrain : IGrainWithStringKey
     /// <summary>Frees the KV at every stage; the history is kept (a later turn rebuilds the cache).</summary>
     [Alias("ReleaseKv")]
     Task ReleaseKv();
+
+    /// <summary>Ends the conversation: stops a running turn, frees the KV at every stage, deletes the stored state.</summary>
+    [Alias("Close")]
+    Task Close();
 }

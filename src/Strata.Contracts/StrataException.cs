@@ -20,7 +20,9 @@ public static class ErrorCodes
 {
     /// <summary>A request field is invalid; the message names it.</summary>
     public const string InvalidRequest = "invalid_request";
-    /// <summary>The model is not deployed or not loaded yet.</summary>
+    /// <summary>No model of that name is deployed.</summary>
+    public const string ModelNotFound = "model_not_found";
+    /// <summary>The model is deployed but not loaded yet, or a stage is not configured where the route says.</summary>
     public const string ModelNotReady = "model_not_ready";
     /// <summary>No KV capacity for another session right now.</summary>
     public const string Overloaded = "overloaded";
@@ -31,4 +33,6 @@ public static class ErrorCodes
     /// <summary>A stage no longer holds the KV the step expects (released, expired, evicted or of another turn); the
     /// session reserves again and rebuilds it from its history.</summary>
     public const string KvLost = "kv_lost";
+    /// <summary>No such session (or it belongs to another caller).</summary>
+    public const string NotFound = "not_found";
 }

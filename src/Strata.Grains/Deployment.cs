@@ -72,4 +72,7 @@ public sealed class SessionRecord
 
     /// <inheritdoc cref="LastTurnStart"/>
     [Id(8)] public string? LastFinish { get; set; }
+
+    /// <summary>Who the session belongs to (<see cref="CallerContext"/>): the caller of its first turn, or null.</summary>
+    [Id(9)] public string? Owner { get; set; }
 }

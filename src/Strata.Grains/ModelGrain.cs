@@ -70,6 +70,7 @@ internal sealed partial class ModelGrain(
                 .Concat(replicas.Select(r => NewShard(request, manifest, plan.Stages[r.Stage], r.Replica, r.SiloId, version)))
                 .OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
             await Store(new DeploymentRecord { Request = request, Version = version, Shards = shards });
+            await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.Key).Add(Model);
             LogPlan(logger, Model, version, string.Join("; ", shards.Select(s => $"stage {s.Config.StageIndex}.{s.Replica} [{s.Config.FirstLayer},{s.Config.EndLayer}) on {ShardKeys.Silo(s.Key)}")));
             await Task.WhenAll(shards.Select(s => grains.GetGrain<IShardGrain>(s.Key).Configure(s.Config)));
         }
@@ -267,7 +268,7 @@ internal sealed partial class ModelGrain(
         new(Model, record.Request!.PackagePath, keys.ToArray(), record.Request.MaxContext, record.Version);
 
     private StrataException NotDeployed() =>
-        new(ErrorCodes.ModelNotReady, $"model '{Model}' is not deployed (strata cluster deploy --model PKG)");
+        new(ErrorCodes.ModelNotFound, $"model '{Model}' is not deployed (strata cluster deploy --model PKG)");
 
     public async Task<Route> ReportLost(IReadOnlyList<string> failed)
     {

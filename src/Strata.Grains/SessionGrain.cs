@@ -51,7 +51,7 @@ internal sealed partial class SessionGrain(
         var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, ttl.Ticks / 4));
         _ttlTimer = this.RegisterGrainTimer(async () =>
         {
-            if (_holdsKv && !_busy && DateTime.UtcNow - _lastActive > ttl) await ReleaseKv();
+            if (_holdsKv && !_busy && DateTime.UtcNow - _lastActive > ttl) await ReleaseKvCore();
         }, new GrainTimerCreationOptions(period, period) { Interleave = true });
         return Task.CompletedTask;
     }
@@ -59,12 +59,45 @@ internal sealed partial class SessionGrain(
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         _ttlTimer?.Dispose();
-        await ReleaseKv();
+        await ReleaseKvCore();
     }
 
-    public Task<SessionInfo> GetInfo() => Task.FromResult(new SessionInfo(Id, SessionModel, History.Count, _cached, _holdsKv, GeneratingTurn));
+    public Task<SessionInfo> GetInfo()
+    {
+        CheckCaller();
+        return Task.FromResult(new SessionInfo(Id, SessionModel, History.Count, _cached, _holdsKv, GeneratingTurn));
+    }
 
-    public async Task ReleaseKv()
+    /// <summary>A caller that names an owner (<see cref="CallerContext"/>) other than the session's is told that the
+    /// session does not exist, so that session ids of other API keys cannot be probed.</summary>
+    private void CheckCaller()
+    {
+        if (RequestContext.Get(CallerContext.Key) is not string caller) return;
+        if (state.State.Owner is { } owner ? owner != caller : History.Count > 0)
+            throw new StrataException(ErrorCodes.NotFound, $"no session '{Id}'");
+    }
+
+    public Task ReleaseKv()
+    {
+        CheckCaller();
+        return ReleaseKvCore();
+    }
+
+    public async Task Close()
+    {
+        CheckCaller();
+        if (_running is { } running)
+        {
+            try { await running.Stop.CancelAsync(); }
+            catch (ObjectDisposedException) { /* the turn ended already */ }
+            await running.Done;
+        }
+        await ReleaseKvCore();
+        await state.ClearStateAsync();
+        DeactivateOnIdle();
+    }
+
+    private async Task ReleaseKvCore()
     {
         var route = _route;
         bool held = _holdsKv;
@@ -77,6 +110,9 @@ internal sealed partial class SessionGrain(
     public async IAsyncEnumerable<GenerateChunk> GenerateAsync(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
     {
         Validate(request);
+        CheckCaller();
+        if (state.State.Owner is null && History.Count == 0 && RequestContext.Get(CallerContext.Key) is string caller)
+            state.State.Owner = caller;
         if (_busy && request.Resume is { } resume && _running is { } earlier && resume.Turn == state.State.CompletedTurns)
         {
             // The client resumes a turn whose stream it gave up on while this activation still runs it: end that
@@ -130,7 +166,7 @@ internal sealed partial class SessionGrain(
             {
                 // Cancelled or failed: the stages may hold a partial step; free the KV everywhere. The history
                 // keeps what was generated, so a later turn replays it into fresh caches.
-                await ReleaseKv();
+                await ReleaseKvCore();
             }
             else
             {
@@ -187,10 +223,12 @@ internal sealed partial class SessionGrain(
     {
         long started = Stopwatch.GetTimestamp(), lastToken = started;
         var route = await WithRetries(() => grains.GetGrain<IModelGrain>(request.Model).GetRoute(_route?.ShardKeys), cancellation);
-        if (_route is not null && !_route.ShardKeys.SequenceEqual(route.ShardKeys)) { await ReleaseKv(); }
+        if (_route is not null && !_route.ShardKeys.SequenceEqual(route.ShardKeys)) { await ReleaseKvCore(); }
         _route = route;
         SessionModel = request.Model;
         var tokenizer = tokenizers.Get(route.PackagePath);
+        if (request.Messages is { } messages)
+            request = request with { Prompt = tokenizers.RenderChat(route.PackagePath, request.Model, messages), Messages = null };
         var resume = request.Resume;
         if (resume is not null && ResumeFromStore(request, resume, tokenizer, output, turn)) return;
         int historyStart = History.Count;
@@ -259,7 +297,7 @@ internal sealed partial class SessionGrain(
             {
                 // A stage dropped this session's KV (idle expiry, eviction): take slots again and replay the history.
                 rebuilds++;
-                await ReleaseKv();
+                await ReleaseKvCore();
                 await Reserve(route, cancellation);
                 continue;
             }
@@ -414,7 +452,7 @@ internal sealed partial class SessionGrain(
         catch
         {
             _holdsKv = true; // so that ReleaseKv frees whatever was taken
-            await ReleaseKv();
+            await ReleaseKvCore();
             throw;
         }
         _holdsKv = true;

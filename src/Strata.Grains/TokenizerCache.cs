@@ -1,14 +1,17 @@
 using System.Collections.Concurrent;
+using Strata.Contracts;
 using Strata.Grains.Stages;
 using Strata.Models;
+using Strata.Models.Chat;
 using Strata.Models.Tokenization;
 
 namespace Strata.Grains;
 
-/// <summary>Tokenizers of deployed packages, loaded once per silo.</summary>
+/// <summary>Tokenizers and chat templates of deployed packages, loaded once per silo.</summary>
 public sealed class TokenizerCache(StageHost host)
 {
     private readonly ConcurrentDictionary<string, Lazy<ITokenizer>> _byPath = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<ChatTemplate>> _templates = new(StringComparer.Ordinal);
 
     /// <summary>The tokenizer of the package at <paramref name="packagePath"/> (resolved against the model store).</summary>
     public ITokenizer Get(string packagePath)
@@ -19,5 +22,35 @@ public sealed class TokenizerCache(StageHost host)
             using var model = ModelLoader.Open(p, verify: false);
             return TokenizerLoader.Load(model.TokenizerDirectory);
         })).Value;
+    }
+
+    /// <summary>
+    /// Renders <paramref name="messages"/> with the chat template of the package at <paramref name="packagePath"/>,
+    /// ending with the header of the assistant's reply. The template's <c>bos_token</c> renders as nothing: the
+    /// session puts BOS in front of a conversation's first turn itself. Errors are <see cref="StrataException"/>s
+    /// (invalid_request) that name the model and what the template said, never a path on the silo.
+    /// </summary>
+    public string RenderChat(string packagePath, string model, IReadOnlyList<ChatTurn> messages)
+    {
+        if (messages.Count == 0) throw new StrataException(ErrorCodes.InvalidRequest, "messages must not be empty");
+        string resolved = host.Resolve(packagePath);
+        try
+        {
+            var template = _templates.GetOrAdd(resolved, p => new Lazy<ChatTemplate>(() =>
+            {
+                using var package = ModelLoader.Open(p, verify: false);
+                return ChatTemplate.FromTokenizerConfig(package.TokenizerDirectory);
+            })).Value;
+            return template.Render(messages.Select(m => new ChatMessage(m.Role, m.Content)).ToList(),
+                new ChatTemplateOptions { AddGenerationPrompt = true, BosToken = "" });
+        }
+        catch (ChatTemplateException e)
+        {
+            string where = e.Line is int line ? $" (template line {line}, column {e.Column})" : "";
+            string what = e.Kind == ChatTemplateErrorKind.Configuration
+                ? $"has no usable chat template ({e.Problem}); it takes plain completions (/v1/completions) only"
+                : $"chat template failed: {e.Problem}{where}";
+            throw new StrataException(ErrorCodes.InvalidRequest, $"model '{model}' {what}");
+        }
     }
 }

@@ -121,7 +121,7 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
         Assert.Contains("max_new_tokens", e.Message);
         var e2 = await Assert.ThrowsAsync<StrataException>(() => Cluster("s-err-2", "not-deployed", "x", 4));
-        Assert.Equal(ErrorCodes.ModelNotReady, e2.Code);
+        Assert.Equal(ErrorCodes.ModelNotFound, e2.Code);
         var e3 = await Assert.ThrowsAsync<StrataException>(() => Cluster("s-err-3", "m-errors", new string('a', 2000), 4));
         Assert.Equal(ErrorCodes.ContextOverflow, e3.Code);
         var e4 = await Assert.ThrowsAsync<StrataException>(() => fx.Client.DeployAsync("m-bad", new DeployRequest("no-such-package")));

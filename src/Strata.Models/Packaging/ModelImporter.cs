@@ -17,7 +17,7 @@ public static class ModelImporter
     public static readonly IReadOnlyList<string> CopiedFiles =
     [
         "config.json", "generation_config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-        "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt",
+        "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja",
     ];
 
     /// <summary>Imports <paramref name="sourceDir"/> into a new package at <paramref name="packageDir"/>.</summary>

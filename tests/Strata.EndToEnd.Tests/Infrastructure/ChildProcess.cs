@@ -43,7 +43,9 @@ internal sealed class ChildProcess : IDisposable
     /// <param name="maxLifetime">A hard limit enforced outside this process (coreutils <c>timeout</c>, when installed):
     /// the child ends then even if the test host was killed and never disposed it.</param>
     /// <param name="workingDirectory">Working directory; default the temporary folder.</param>
-    public static ChildProcess Start(string name, string fileName, IEnumerable<string> args, TimeSpan maxLifetime, string? workingDirectory = null)
+    /// <param name="environment">Variables added to the child's environment.</param>
+    public static ChildProcess Start(string name, string fileName, IEnumerable<string> args, TimeSpan maxLifetime, string? workingDirectory = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         string? timeout = Tools.OnPath("timeout");
         var info = new ProcessStartInfo(timeout ?? fileName)
@@ -65,6 +67,7 @@ internal sealed class ChildProcess : IDisposable
         foreach (string a in args) info.ArgumentList.Add(a);
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         info.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (variable, value) in environment ?? new Dictionary<string, string>()) info.Environment[variable] = value;
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
         var child = new ChildProcess(name, process);
