@@ -117,7 +117,7 @@ internal sealed partial class ModelGrain(
         }
         catch (Exception e) when (e is ModelFormatException or IOException)
         {
-            throw new StrataException(ErrorCodes.InvalidRequest, $"cannot deploy {packagePath}: {e.Message}");
+            throw new StrataException(ErrorCodes.InvalidRequest, $"cannot deploy {packagePath}: {host.Store.Scrub(e.Message)}");
         }
     }
 

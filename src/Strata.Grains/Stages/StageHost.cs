@@ -119,9 +119,12 @@ public sealed partial class StageHost : IDisposable
 
     internal StageWorker? Get(string key) => _workers.GetValueOrDefault(key);
 
-    /// <summary>Resolves a package path against the model store.</summary>
-    public string Resolve(string packagePath) =>
-        Path.IsPathRooted(packagePath) ? packagePath : Path.GetFullPath(Path.Combine(_options.ModelStore, packagePath));
+    /// <summary>Resolves a package path inside the model store (<see cref="ModelStore.Resolve"/>).</summary>
+    public string Resolve(string packagePath) => Store.Resolve(packagePath);
+
+    /// <summary>The silo's model store.</summary>
+    public ModelStore Store => _store ??= new ModelStore(_options.ModelStore);
+    private ModelStore? _store;
 
     internal async Task<StageWorker> Start(string key, ShardConfig config)
     {
@@ -143,7 +146,7 @@ public sealed partial class StageHost : IDisposable
                 },
                 Tags = w.MetricTags,
             };
-            w.StartLoad(Resolve(config.PackagePath), engine, batching, ReserveStage, ReleaseMemory);
+            w.StartLoad(Resolve(config.PackagePath), engine, batching, ReserveStage, ReleaseMemory, Store.Scrub);
             return w;
         });
         if (worker.Config != config)

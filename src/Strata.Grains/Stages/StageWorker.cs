@@ -57,8 +57,9 @@ internal sealed class StageWorker : IDisposable
     /// <param name="reserveMemory">Given the weight bytes, the KV bytes of one slot and the slots wanted, takes
     /// memory from the silo's budget and returns the slots granted (throws when not even one fits).</param>
     /// <param name="releaseMemory">Gives bytes back to the silo's budget (once, when the stage is freed).</param>
+    /// <param name="scrub">Takes the silo's paths out of a load error before callers see it.</param>
     public void StartLoad(string packagePath, EngineOptions engine, BatcherOptions batching, Func<long, long, int, int> reserveMemory,
-        Action<long> releaseMemory)
+        Action<long> releaseMemory, Func<string, string> scrub)
     {
         _releaseMemory = releaseMemory;
         Loaded = Task.Factory.StartNew(() =>
@@ -70,7 +71,7 @@ internal sealed class StageWorker : IDisposable
             }
             catch (Exception e)
             {
-                Error = e.Message;
+                Error = scrub(e.Message);
                 State = DeploymentState.Failed;
                 _logger.LogError("stage {Key} failed to load: {Error}", Key, e.Message);
             }
