@@ -124,13 +124,14 @@ internal sealed partial class ModelGrain(
     private static void Validate(DeployRequest r)
     {
         if (string.IsNullOrWhiteSpace(r.PackagePath)) throw new StrataException(ErrorCodes.InvalidRequest, "package path is empty");
-        if (r.Stages is < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"stages must be at least 1, got {r.Stages}");
-        if (r.MaxContext < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"max context must be at least 1, got {r.MaxContext}");
-        if (r.MaxSessions < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"max sessions must be at least 1, got {r.MaxSessions}");
+        if (r.Stages is < 1 or > 1024) throw new StrataException(ErrorCodes.InvalidRequest, $"stages must be between 1 and 1024, got {r.Stages}");
+        if (r.MaxContext is < 1 or > 1 << 22) throw new StrataException(ErrorCodes.InvalidRequest, $"max context must be between 1 and {1 << 22}, got {r.MaxContext}");
+        if (r.MaxSessions is < 1 or > 1 << 16) throw new StrataException(ErrorCodes.InvalidRequest, $"max sessions must be between 1 and {1 << 16}, got {r.MaxSessions}");
+        if (r.PackagePath.Length > 4096) throw new StrataException(ErrorCodes.InvalidRequest, "package path is longer than 4096 characters");
         if ((long)r.MaxContext * r.MaxSessions > int.MaxValue)
             throw new StrataException(ErrorCodes.InvalidRequest, $"max context x max sessions must stay below {int.MaxValue}, got {r.MaxContext} x {r.MaxSessions}");
         if (r.Replicas is < 1 or > 64) throw new StrataException(ErrorCodes.InvalidRequest, $"replicas must be between 1 and 64 (or auto), got {r.Replicas}");
-        if (r.AdmissionQueue is < 0) throw new StrataException(ErrorCodes.InvalidRequest, $"admission queue must be >= 0, got {r.AdmissionQueue}");
+        if (r.AdmissionQueue is < 0 or > 1 << 20) throw new StrataException(ErrorCodes.InvalidRequest, $"admission queue must be between 0 and {1 << 20}, got {r.AdmissionQueue}");
         if (r.AdmissionWait is { } wait && (wait < TimeSpan.Zero || wait > TimeSpan.FromMinutes(5)))
             throw new StrataException(ErrorCodes.InvalidRequest, $"admission wait must be between 0 and 5 minutes, got {wait}");
     }

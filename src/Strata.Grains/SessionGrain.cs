@@ -476,6 +476,38 @@ internal sealed partial class SessionGrain(
         if (!(r.Sampling.Temperature >= 0) || double.IsInfinity(r.Sampling.Temperature)) throw Bad($"temperature must be >= 0, got {r.Sampling.Temperature}");
         if (r.Sampling.TopK < 0) throw Bad($"top_k must be >= 0, got {r.Sampling.TopK}");
         if (!(r.Sampling.TopP > 0 && r.Sampling.TopP <= 1)) throw Bad($"top_p must be in (0, 1], got {r.Sampling.TopP}");
+        if (r.Prompt is null || r.StopStrings is null || r.StopIds is null) throw Bad("prompt, stop strings and stop ids must not be null");
         if (r.StopStrings.Any(string.IsNullOrEmpty)) throw Bad("stop strings must not be empty");
+        // Bounds on what any cluster client can send (the gateway has tighter, configurable ones).
+        if (r.MaxNewTokens > Limits.MaxNewTokens) throw Bad($"max_new_tokens must be at most {Limits.MaxNewTokens}, got {r.MaxNewTokens}");
+        if (r.Prompt.Length > Limits.MaxPromptChars) throw Bad($"the prompt must be at most {Limits.MaxPromptChars} characters, got {r.Prompt.Length}");
+        if (r.PromptIds is { Length: > Limits.MaxPromptTokens }) throw Bad($"the prompt must be at most {Limits.MaxPromptTokens} token ids, got {r.PromptIds.Length}");
+        if (r.StopStrings.Length > Limits.MaxStops || r.StopIds.Length > Limits.MaxStops)
+            throw Bad($"at most {Limits.MaxStops} stop strings and {Limits.MaxStops} stop ids, got {r.StopStrings.Length} and {r.StopIds.Length}");
+        if (r.StopStrings.Any(x => x.Length > Limits.MaxStopLength)) throw Bad($"stop strings must be at most {Limits.MaxStopLength} characters");
+        if (r.Messages is { } m)
+        {
+            if (m.Length is 0 or > Limits.MaxMessages) throw Bad($"messages must number 1 to {Limits.MaxMessages}, got {m.Length}");
+            if (m.Any(x => x is null || x.Role is null || x.Content is null)) throw Bad("every message needs a role and content");
+            if (m.Sum(x => (long)x.Content.Length) > Limits.MaxPromptChars) throw Bad($"the messages must be at most {Limits.MaxPromptChars} characters together");
+        }
+        if (r.Resume is { } resume)
+        {
+            if (resume.RngState is { } rng && (rng.Length != Xoshiro256StarStar.StateLength || rng.All(w => w == 0)))
+                throw Bad($"resume RNG state must be {Xoshiro256StarStar.StateLength} words, not all zero, got {rng.Length}");
+            if (resume.Received is null || resume.Received.Length > r.MaxNewTokens) throw Bad("resume must list at most max_new_tokens received tokens");
+            if (resume.HistoryStart < 0 || resume.Turn < 0) throw Bad("resume turn and history start must be >= 0");
+        }
+    }
+
+    /// <summary>Upper bounds on a request from any cluster client.</summary>
+    internal static class Limits
+    {
+        public const int MaxNewTokens = 1 << 20;
+        public const int MaxPromptChars = 4 << 20;
+        public const int MaxPromptTokens = 1 << 20;
+        public const int MaxStops = 64;
+        public const int MaxStopLength = 1024;
+        public const int MaxMessages = 4096;
     }
 }

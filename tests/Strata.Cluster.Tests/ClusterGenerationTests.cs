@@ -113,6 +113,56 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         Assert.All(status.Stages, s => Assert.Equal(0, s.ActiveSessions));
     }
 
+    public static TheoryData<string, string> OutOfBounds => new()
+    {
+        { "max_new_tokens", "max_new_tokens must be at most" },
+        { "prompt_chars", "at most 4194304 characters" },
+        { "stops", "at most 64 stop strings" },
+        { "stop_length", "at most 1024 characters" },
+        { "rng", "RNG state must be 4 words" },
+        { "rng_zero", "not all zero" },
+        { "messages", "messages must number" },
+        { "null_prompt", "must not be null" },
+    };
+
+    [Theory]
+    [MemberData(nameof(OutOfBounds))]
+    public async Task Requests_past_the_session_bounds_are_typed_errors(string what, string says)
+    {
+        await Deploy("m-errors");
+        var ok = new GenerateRequest { Model = "m-errors", Prompt = "x", MaxNewTokens = 2 };
+        var request = what switch
+        {
+            "max_new_tokens" => ok with { MaxNewTokens = int.MaxValue },
+            "prompt_chars" => ok with { Prompt = new string('a', (4 << 20) + 1) },
+            "stops" => ok with { StopStrings = Enumerable.Repeat("s", 65).ToArray() },
+            "stop_length" => ok with { StopStrings = [new string('s', 1025)] },
+            "rng" => ok with { Resume = new TurnResume(0, 0, [], [1, 2]) },
+            "rng_zero" => ok with { Resume = new TurnResume(0, 0, [], [0, 0, 0, 0]) },
+            "messages" => ok with { Messages = [] },
+            "null_prompt" => ok with { Prompt = null! },
+            _ => throw new ArgumentOutOfRangeException(nameof(what)),
+        };
+        var e = await Assert.ThrowsAsync<StrataException>(async () =>
+        {
+            await foreach (var _ in fx.Client.Orleans.GetGrain<ISessionGrain>("s-bounds-" + what).GenerateAsync(request)) { }
+        });
+        Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
+        Assert.Contains(says, e.Message);
+    }
+
+    [Theory]
+    [InlineData(0, 1024, 8, "stages must be between")]
+    [InlineData(1, int.MaxValue, 8, "max context must be between")]
+    [InlineData(1, 1024, -1, "max sessions must be between")]
+    [InlineData(1, 1 << 22, 1 << 16, "must stay below")]
+    public async Task Deploy_requests_out_of_range_are_typed_errors(int stages, int context, int sessions, string says)
+    {
+        var e = await Assert.ThrowsAsync<StrataException>(() => fx.Client.DeployAsync("m-bounds", new DeployRequest(ClusterFixture.Package, stages, context, sessions)));
+        Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
+        Assert.Contains(says, e.Message);
+    }
+
     [Fact]
     public async Task Invalid_requests_get_typed_errors()
     {
