@@ -34,6 +34,7 @@ public static class CliApp
             DemoCommand.Create(output),
             ClusterCommands.Create(output),
             GatewayCommand.Create(output),
+            CertsCommand.Create(output),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not { ClearsParseErrors: true })
@@ -94,7 +95,7 @@ public static class CliApp
     private static bool IsUserError(Exception e) => e is ModelFormatException or ContextOverflowException
         or ArgumentException or FormatException or FileNotFoundException or DirectoryNotFoundException
         or UnauthorizedAccessException or CliUsageException or IOException
-        or StrataException or ClusterUnreachableException or TimeoutException or Gateway.GatewayConfigException
+        or StrataException or ClusterUnreachableException or TimeoutException or Gateway.GatewayConfigException or InvalidDataException
         or SiloUnavailableException or OrleansMessageRejectionException or ConnectionFailedException;
 }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Strata.Client;
+using Strata.Contracts.Security;
 
 namespace Strata.Cli;
 
@@ -8,7 +9,8 @@ namespace Strata.Cli;
 /// <param name="Redis">Redis "host:port"; null = local gateways.</param>
 /// <param name="GatewayPorts">Gateway ports on loopback (used when <paramref name="Redis"/> is null).</param>
 /// <param name="ClusterId">Cluster and service id.</param>
-public sealed record ClusterTarget(string? Redis, IReadOnlyList<int> GatewayPorts, string ClusterId)
+/// <param name="Tls">The cluster's certificate folder when it uses mutual TLS (<c>strata certs create</c>).</param>
+public sealed record ClusterTarget(string? Redis, IReadOnlyList<int> GatewayPorts, string ClusterId, string? Tls = null)
 {
     /// <inheritdoc />
     public override string ToString() => Redis is not null
@@ -28,16 +30,21 @@ internal sealed class ClusterFlags
         Description = $"Gateway port of a silo on this machine; repeatable or comma-separated (default {DefaultGatewayPort})",
     };
     private readonly Option<string> _clusterId = new("--cluster-id") { Description = "Cluster id", DefaultValueFactory = _ => "strata" };
+    private readonly Option<string?> _tls = new("--tls")
+    {
+        Description = "The cluster's certificate folder (strata certs create) when its silos use TLS: connect with admin.pfx, or client.pfx when there is none",
+    };
 
     public void AddTo(Command cmd)
     {
         cmd.Options.Add(_redis);
         cmd.Options.Add(_gatewayPorts);
         cmd.Options.Add(_clusterId);
+        cmd.Options.Add(_tls);
     }
 
     /// <summary>Whether any of these flags was given on the command line.</summary>
-    public bool AnyGiven(ParseResult parse) => CliFlags.Given(parse, _redis) || CliFlags.Given(parse, _gatewayPorts) || CliFlags.Given(parse, _clusterId);
+    public bool AnyGiven(ParseResult parse) => CliFlags.Given(parse, _redis) || CliFlags.Given(parse, _gatewayPorts) || CliFlags.Given(parse, _clusterId) || CliFlags.Given(parse, _tls);
 
     /// <summary>The target the flags name; throws <see cref="CliUsageException"/> for bad ports.</summary>
     public ClusterTarget Get(ParseResult parse)
@@ -58,7 +65,9 @@ internal sealed class ClusterFlags
         if (ports.Count == 0) ports.Add(DefaultGatewayPort);
         string clusterId = parse.GetValue(_clusterId)!;
         if (string.IsNullOrWhiteSpace(clusterId)) throw new CliUsageException("--cluster-id is empty");
-        return new ClusterTarget(redis, ports.Distinct().ToArray(), clusterId);
+        string? tls = parse.GetValue(_tls);
+        if (tls is not null && !Directory.Exists(tls)) throw new CliUsageException($"--tls {tls}: no such folder (strata certs create {tls} makes one)");
+        return new ClusterTarget(redis, ports.Distinct().ToArray(), clusterId, tls);
     }
 }
 
@@ -71,9 +80,18 @@ internal sealed class ClusterConnection : IAsyncDisposable
     public StrataClient Client { get; }
 
     /// <summary>Connects a client to <paramref name="target"/>; throws <see cref="ClusterUnreachableException"/>
-    /// when no silo answers.</summary>
-    public static async Task<ClusterConnection> ConnectAsync(ClusterTarget target, CancellationToken cancellation) =>
-        new(await StrataClient.ConnectAsync(target.Redis, target.Redis is null ? target.GatewayPorts.ToArray() : null, target.ClusterId, cancellation));
+    /// when no silo answers. With TLS the client presents the certificate of <paramref name="role"/> (default: the
+    /// admin's when the folder has it, else the client's).</summary>
+    public static async Task<ClusterConnection> ConnectAsync(ClusterTarget target, CancellationToken cancellation, ClusterRole? role = null)
+    {
+        ClusterTls? tls = null;
+        if (target.Tls is { } dir)
+        {
+            role ??= File.Exists(Path.Combine(dir, ClusterTls.FileOf(ClusterRole.Admin))) ? ClusterRole.Admin : ClusterRole.Client;
+            tls = ClusterTls.Load(dir, role.Value);
+        }
+        return new(await StrataClient.ConnectAsync(target.Redis, target.Redis is null ? target.GatewayPorts.ToArray() : null, target.ClusterId, tls, cancellation));
+    }
 
     /// <inheritdoc />
     public ValueTask DisposeAsync() => Client.DisposeAsync();

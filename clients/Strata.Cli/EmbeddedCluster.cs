@@ -31,6 +31,9 @@ public sealed record EmbeddedClusterOptions
     /// <summary>Least level logged to stderr (Orleans is chatty below Warning).</summary>
     public LogLevel LogLevel { get; init; } = LogLevel.Warning;
 
+    /// <summary>A certificate folder: the silos use mutual TLS with it (clients need its certificates too).</summary>
+    public string? Tls { get; init; }
+
     /// <summary>How long starting may take before it is given up.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromMinutes(1);
 }
@@ -113,6 +116,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             GatewayPort = gatewayPort,
             PrimarySiloPort = primaryPort,
             ClusterId = options.ClusterId,
+            Tls = options.Tls,
         };
         builder.UseOrleans(silo =>
         {

@@ -17,7 +17,7 @@ namespace Strata.Cli;
 /// <c>strata gateway</c>: serves the OpenAI API over a cluster (<c>--redis</c> or local gateways), or with
 /// <c>--embedded MODEL</c> over a local 2-silo cluster started in this process with that model deployed and a
 /// development key printed. Settings come from configuration (appsettings.json beside the program, <c>--config</c>,
-/// <c>STRATA_Gateway__...</c> environment variables, <c>--Gateway:Setting=value</c> arguments).
+/// <c>STRATA__Gateway__...</c> environment variables, <c>--Gateway:Setting=value</c> arguments).
 /// <c>strata gateway key</c> makes a new API key and prints the configuration entry that admits it.
 /// </summary>
 internal static class GatewayCommand
@@ -46,7 +46,7 @@ internal static class GatewayCommand
             builder.WebHost.UseUrls(parse.GetValue(urls)!);
             string? model = parse.GetValue(embedded);
             if (model is null) return await ServeAsync(output, builder, cluster.Get(parse), null, ct);
-            if (cluster.AnyGiven(parse)) throw new CliUsageException("--embedded starts its own cluster: leave out --redis, --gateway-port and --cluster-id");
+            if (cluster.AnyGiven(parse)) throw new CliUsageException("--embedded starts its own cluster: leave out --redis, --gateway-port, --cluster-id and --tls");
             return await ServeEmbeddedAsync(output, builder, model, ct);
         });
         return cmd;
@@ -111,7 +111,8 @@ internal static class GatewayCommand
         (StrataClient Client, string Model, string? DevKey)? embedded, CancellationToken ct)
     {
         GatewayApp.ReadOptions(builder.Configuration); // bad settings fail before connecting
-        ClusterConnection? connection = target is null ? null : await ClusterConnection.ConnectAsync(target, ct);
+        // The gateway is a cluster client, not an administrator: with TLS it presents client.pfx.
+        ClusterConnection? connection = target is null ? null : await ClusterConnection.ConnectAsync(target, ct, Strata.Contracts.Security.ClusterRole.Client);
         try
         {
             var client = embedded?.Client ?? connection!.Client;

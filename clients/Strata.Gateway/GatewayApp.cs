@@ -25,7 +25,7 @@ public static class GatewayApp
     private const string PerKey = "per-key";
 
     /// <summary>A builder whose configuration reads, in order: <c>appsettings.json</c> beside the program, the
-    /// optional <paramref name="configFile"/>, <c>STRATA_</c> environment variables, and <paramref name="args"/>
+    /// optional <paramref name="configFile"/>, <c>STRATA__</c> environment variables, and <paramref name="args"/>
     /// (<c>--Gateway:MaxTokens=512</c>, <c>--urls http://127.0.0.1:8080</c>).</summary>
     public static WebApplicationBuilder CreateBuilder(string[] args, string? configFile = null)
     {
@@ -36,7 +36,7 @@ public static class GatewayApp
             if (!File.Exists(configFile)) throw new FileNotFoundException($"--config {configFile}: no such file");
             builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
         }
-        builder.Configuration.AddEnvironmentVariables("STRATA_");
+        builder.Configuration.AddEnvironmentVariables("STRATA__");
         builder.Configuration.AddCommandLine(args);
         builder.WebHost.UseKestrelCore();
         builder.Services.AddRoutingCore();

@@ -4,7 +4,7 @@ using System.Text;
 namespace Strata.Gateway;
 
 /// <summary>The gateway's settings, section <c>Gateway</c> of its configuration (appsettings.json, a
-/// <c>--config</c> file, <c>STRATA_Gateway__...</c> environment variables).</summary>
+/// <c>--config</c> file, <c>STRATA__Gateway__...</c> environment variables).</summary>
 public sealed class GatewayOptions
 {
     /// <summary>The configuration section.</summary>

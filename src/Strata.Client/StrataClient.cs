@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 using Orleans.Runtime.Placement;
 using Strata.Contracts;
+using Strata.Contracts.Security;
 
 namespace Strata.Client;
 
@@ -35,7 +36,12 @@ public sealed class StrataClient : IAsyncDisposable
     /// gateway ports (default 30000). Fails at once with <see cref="ClusterUnreachableException"/> (one line, no retries)
     /// when nothing answers. The client's host leaves Ctrl+C to the application.
     /// </summary>
-    public static async Task<StrataClient> ConnectAsync(string? redis = null, int[]? gatewayPorts = null, string clusterId = "strata",
+    public static Task<StrataClient> ConnectAsync(string? redis = null, int[]? gatewayPorts = null, string clusterId = "strata",
+        CancellationToken cancellation = default) => ConnectAsync(redis, gatewayPorts, clusterId, null, cancellation);
+
+    /// <summary>Connects as <see cref="ConnectAsync(string?, int[], string, CancellationToken)"/> does, over mutual
+    /// TLS with <paramref name="tls"/> when it is given (the cluster's silos must use the same certificate set).</summary>
+    public static async Task<StrataClient> ConnectAsync(string? redis, int[]? gatewayPorts, string clusterId, ClusterTls? tls,
         CancellationToken cancellation = default)
     {
         int[] ports = gatewayPorts is { Length: > 0 } ? gatewayPorts : [30000];
@@ -51,6 +57,7 @@ public sealed class StrataClient : IAsyncDisposable
             else client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
             client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
             client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
+            if (tls is not null) client.UseTls(tls.Certificate, tls.Apply);
             // A call to a silo that died waits this long before it fails (the stream of a session whose silo died,
             // for one): short, above the silos' stream heartbeat (half their 6 s call timeout). Long operations
             // carry their own timeouts.
@@ -68,7 +75,8 @@ public sealed class StrataClient : IAsyncDisposable
             // Orleans throws several types here (connection refused, gateway rejected the cluster id, Redis down);
             // all of them mean the same to a user: nothing usable answered at that address.
             string where = redis is not null ? $"Redis {redis}" : string.Join(", ", ports.Select(p => $"127.0.0.1:{p}"));
-            throw new ClusterUnreachableException($"cannot reach the cluster at {where} (cluster id '{clusterId}'): is a silo running? ({Describe(e)})", e);
+            string hint = tls is null ? "is a silo running? (with TLS on, give the cluster's certificates)" : "is a silo running, with the same certificate set?";
+            throw new ClusterUnreachableException($"cannot reach the cluster at {where} (cluster id '{clusterId}'): {hint} ({Describe(e)})", e);
         }
         catch
         {

@@ -4,6 +4,7 @@ using Orleans.Configuration;
 using Orleans.Serialization;
 using Orleans.Storage;
 using StackExchange.Redis;
+using Strata.Contracts.Security;
 using Strata.Grains;
 
 namespace Strata.Hosting;
@@ -33,6 +34,9 @@ public sealed record ClusteringSettings
     public int DeathVotes { get; init; } = 2;
     /// <summary>How often each silo reads the whole membership table (gossip carries changes sooner). Default 10 s.</summary>
     public TimeSpan TableRefresh { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>A certificate folder (<c>strata certs create DIR</c>): when set, every connection to and from this
+    /// silo is mutual TLS with the cluster's certificates; silos and clients without one are refused.</summary>
+    public string? Tls { get; init; }
 
     /// <summary>The settings that are out of range, each naming its key.</summary>
     public IEnumerable<string> Errors()
@@ -62,6 +66,11 @@ public static class StrataClustering
             o.NumVotesForDeathDeclaration = settings.DeathVotes;
             o.TableRefreshTimeout = settings.TableRefresh;
         });
+        if (settings.Tls is string dir)
+        {
+            var tls = ClusterTls.Load(dir, ClusterRole.Silo);
+            silo.UseTls(tls.Certificate, tls.Apply);
+        }
         if (settings.Redis is string redis)
         {
             silo.UseRedisClustering(redis);

@@ -35,6 +35,7 @@ public static class StrataSiloHost
         ["--precision"] = "Strata:Precision",
         ["--probe-timeout"] = "Cluster:ProbeTimeout",
         ["--missed-probes"] = "Cluster:MissedProbes",
+        ["--tls"] = "Cluster:Tls",
         ["--max-batch"] = "Strata:MaxBatch",
         ["--prefill-chunk"] = "Strata:PrefillChunk",
         ["--admission-queue"] = "Strata:AdmissionQueue",
