@@ -19,10 +19,34 @@ public sealed class StrataClient : IAsyncDisposable
 {
     private readonly IHost? _host;
 
-    private StrataClient(IClusterClient client, IHost? host)
+    private readonly ClusterTls? _tls;
+    private readonly string _clusterId;
+
+    private StrataClient(IClusterClient client, IHost? host, ClusterTls? tls = null, string clusterId = "strata")
     {
         Orleans = client;
         _host = host;
+        _tls = tls;
+        _clusterId = clusterId;
+    }
+
+    /// <summary>
+    /// Runs a control call (deploy, scale, drain) with the proof that this client holds the admin certificate
+    /// (<see cref="ControlToken"/>) when it connected over TLS as an administrator; silos with TLS on refuse control
+    /// calls without it.
+    /// </summary>
+    private async Task<T> AsAdmin<T>(Func<Task<T>> call)
+    {
+        if (_tls is not { Role: ClusterRole.Admin or ClusterRole.Silo }) return await call();
+        RequestContext.Set(ControlToken.Key, ControlToken.Create(_tls, _clusterId, DateTimeOffset.UtcNow));
+        try
+        {
+            return await call();
+        }
+        finally
+        {
+            RequestContext.Remove(ControlToken.Key);
+        }
     }
 
     /// <summary>The underlying Orleans client.</summary>
@@ -83,7 +107,7 @@ public sealed class StrataClient : IAsyncDisposable
             host.Dispose();
             throw;
         }
-        return new StrataClient(host.Services.GetRequiredService<IClusterClient>(), host);
+        return new StrataClient(host.Services.GetRequiredService<IClusterClient>(), host, tls, clusterId);
     }
 
     // The innermost message says what happened ("Error: ConnectionRefused"); long ones (Redis adds advice on its own
@@ -105,7 +129,7 @@ public sealed class StrataClient : IAsyncDisposable
         TimeSpan? timeout = null, CancellationToken cancellation = default)
     {
         var grain = Orleans.GetGrain<IModelGrain>(model);
-        var status = await grain.Deploy(request);
+        var status = await AsAdmin(() => grain.Deploy(request));
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromMinutes(10));
         while (status.State == DeploymentState.Loading)
         {
@@ -334,11 +358,11 @@ public sealed class StrataClient : IAsyncDisposable
             throw new StrataException(ErrorCodes.InvalidRequest, match.Count == 0
                 ? $"no active silo is named or addressed '{silo}'; active: {string.Join(", ", silos.Select(s => $"{s.Name} ({s.Silo})"))}"
                 : $"'{silo}' matches {match.Count} silos; give the address");
-        return await Orleans.GetGrain<ISiloControlGrain>("silo#" + match[0].Silo).Drain();
+        return await AsAdmin(() => Orleans.GetGrain<ISiloControlGrain>("silo#" + match[0].Silo).Drain());
     }
 
     /// <summary>Sets a model's replicas per stage (null: as many as spare capacity allows) while sessions stream.</summary>
-    public Task<ModelStatus> ScaleAsync(string model, int? replicas) => Settling(() => Orleans.GetGrain<IModelGrain>(model).Scale(replicas));
+    public Task<ModelStatus> ScaleAsync(string model, int? replicas) => Settling(() => AsAdmin(() => Orleans.GetGrain<IModelGrain>(model).Scale(replicas)));
 
     /// <summary>The live silos of the cluster with their status.</summary>
     public async Task<IReadOnlyList<(string Silo, string Name, string Status)>> GetSilosAsync()

@@ -35,4 +35,6 @@ public static class ErrorCodes
     public const string KvLost = "kv_lost";
     /// <summary>No such session (or it belongs to another caller).</summary>
     public const string NotFound = "not_found";
+    /// <summary>The caller may not do this (cluster control without the admin certificate, a shard called by a client).</summary>
+    public const string Forbidden = "forbidden";
 }

@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
 using Orleans.Serialization;
@@ -70,6 +72,9 @@ public static class StrataClustering
         {
             var tls = ClusterTls.Load(dir, ClusterRole.Silo);
             silo.UseTls(tls.Certificate, tls.Apply);
+            silo.Services.AddSingleton(tls);
+            silo.Services.TryAddSingleton(TimeProvider.System);
+            silo.AddIncomingGrainCallFilter<ControlCallFilter>();
         }
         if (settings.Redis is string redis)
         {

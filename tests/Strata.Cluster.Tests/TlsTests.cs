@@ -5,6 +5,8 @@ using Strata.Client;
 using Strata.Contracts;
 using Strata.Contracts.Security;
 using Strata.Hosting;
+using Strata.Models.Packaging;
+using Strata.Models.Synthetic;
 
 namespace Strata.Cluster.Tests;
 
@@ -19,6 +21,8 @@ public sealed class TlsTests : IAsyncLifetime
     {
         CertificateAuthority.Create(Certs);
         Directory.CreateDirectory(Path.Combine(_dir, "store"));
+        SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Seed = 3 }, Path.Combine(_dir, "src"));
+        ModelImporter.Import(Path.Combine(_dir, "src"), Path.Combine(_dir, "store", "tiny"));
         _cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions
         {
             Silos = 2, ModelStore = Path.Combine(_dir, "store"), Memory = "256MB", Tls = Certs,
@@ -77,6 +81,39 @@ public sealed class TlsTests : IAsyncLifetime
         Assert.Equal(2, members.Count(m => m.Status == SiloStatus.Active));
         Assert.DoesNotContain(members, m => m.SiloAddress.Endpoint.Port == ports[0] && m.Status == SiloStatus.Active);
         try { await intruder.StopAsync(TimeSpan.FromSeconds(5)); } catch (Exception e) when (e is OperationCanceledException or OrleansException or InvalidOperationException) { /* it never started */ }
+    }
+
+    [Fact]
+    public async Task Cluster_control_needs_the_admin_certificate_and_the_client_certificate_serves_sessions()
+    {
+        await using var user = await Connect(ClusterTls.Load(Certs, ClusterRole.Client));
+        var denied = await Assert.ThrowsAsync<StrataException>(() => user.DeployAsync("t", new DeployRequest("tiny", 1, 64, 2)));
+        Assert.Equal(ErrorCodes.Forbidden, denied.Code);
+        Assert.Contains("admin certificate", denied.Message);
+
+        // A token the client signs itself proves nothing: its certificate is not an administrator's.
+        var forged = ControlToken.Create(ClusterTls.Load(Certs, ClusterRole.Client), _cluster.ClusterId, DateTimeOffset.UtcNow);
+        RequestContext.Set(ControlToken.Key, forged);
+        try
+        {
+            var again = await Assert.ThrowsAsync<StrataException>(() => user.Orleans.GetGrain<IModelGrain>("t").Scale(2));
+            Assert.Equal(ErrorCodes.Forbidden, again.Code);
+        }
+        finally
+        {
+            RequestContext.Remove(ControlToken.Key);
+        }
+
+        await using var admin = await Connect(ClusterTls.Load(Certs, ClusterRole.Admin));
+        var status = await admin.DeployAsync("t", new DeployRequest("tiny", 1, 64, 2), timeout: TimeSpan.FromMinutes(1));
+        Assert.Equal(DeploymentState.Ready, status.State);
+
+        // The client streams from sessions (what the gateway does), but cannot drive a shard itself.
+        int tokens = 0;
+        await foreach (var chunk in user.GenerateAsync("tls-s1", new GenerateRequest { Model = "t", Prompt = "hi", MaxNewTokens = 3 })) tokens += chunk.TokenIds.Length;
+        Assert.Equal(3, tokens);
+        var shard = await Assert.ThrowsAsync<StrataException>(() => user.Orleans.GetGrain<IShardGrain>(status.Stages[0].ShardKey).GetStatus());
+        Assert.Equal(ErrorCodes.Forbidden, shard.Code);
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;
+using Strata.Contracts.Security;
 using Strata.Grains.Stages;
 
 namespace Strata.Grains.Control;
@@ -11,7 +12,7 @@ namespace Strata.Grains.Control;
 /// bounded by <see cref="StrataSiloOptions.DrainTimeout"/>. This is how Kubernetes and docker stop a silo.
 /// </summary>
 public sealed partial class DrainOnShutdown(StageHost host, ILocalSiloDetails silo, IGrainFactory grains,
-    IOptions<StrataSiloOptions> options, ILogger<DrainOnShutdown> logger) : ILifecycleParticipant<ISiloLifecycle>
+    IOptions<StrataSiloOptions> options, IServiceProvider services, ILogger<DrainOnShutdown> logger) : ILifecycleParticipant<ISiloLifecycle>
 {
     /// <inheritdoc />
     public void Participate(ISiloLifecycle lifecycle) =>
@@ -23,6 +24,9 @@ public sealed partial class DrainOnShutdown(StageHost host, ILocalSiloDetails si
         string self = silo.SiloAddress.ToParsableString();
         try
         {
+            // With TLS on, the drain is cluster control: the silo proves itself with its own certificate.
+            if (services.GetService(typeof(ClusterTls)) is ClusterTls tls)
+                RequestContext.Set(ControlToken.Key, ControlToken.Create(tls, silo.ClusterId, DateTimeOffset.UtcNow));
             var report = await grains.GetGrain<ISiloControlGrain>(SiloControlGrain.KeyOf(self)).Drain()
                 .WaitAsync(options.Value.DrainTimeout, cancellation);
             LogDrained(logger, self, report.ShardsMoved, report.ShardsLeft);
