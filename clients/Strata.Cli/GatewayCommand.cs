@@ -81,7 +81,7 @@ internal static class GatewayCommand
         try
         {
             var package = DemoCommand.PreparePackage(output, store, model);
-            await using var cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions { Silos = 2, ModelStore = store, ClusterId = "strata-gateway" }, ct);
+            await using var cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions { Silos = 2, ModelStore = DemoCommand.ServingStore(package, store), ClusterId = "strata-gateway" }, ct);
             await using var connection = await ClusterConnection.ConnectAsync(cluster.Target, ct);
             int layers = package.Config.NumLayers;
             await connection.Client.DeployAsync(package.Name, new DeployRequest(package.Directory, Math.Min(2, layers),
