@@ -30,6 +30,8 @@ public sealed class StrataClient : IAsyncDisposable
         _clusterId = clusterId;
     }
 
+    private ClusterTls? _control;
+
     /// <summary>
     /// Runs a control call (deploy, scale, drain) with the proof that this client holds the admin certificate
     /// (<see cref="ControlToken"/>) when it connected over TLS as an administrator; silos with TLS on refuse control
@@ -37,8 +39,8 @@ public sealed class StrataClient : IAsyncDisposable
     /// </summary>
     private async Task<T> AsAdmin<T>(Func<Task<T>> call)
     {
-        if (_tls is not { Role: ClusterRole.Admin or ClusterRole.Silo }) return await call();
-        RequestContext.Set(ControlToken.Key, ControlToken.Create(_tls, _clusterId, DateTimeOffset.UtcNow));
+        if ((_control ?? _tls) is not { Role: ClusterRole.Admin or ClusterRole.Silo } signer) return await call();
+        RequestContext.Set(ControlToken.Key, ControlToken.Create(signer, _clusterId, DateTimeOffset.UtcNow));
         try
         {
             return await call();
@@ -47,6 +49,20 @@ public sealed class StrataClient : IAsyncDisposable
         {
             RequestContext.Remove(ControlToken.Key);
         }
+    }
+
+    /// <summary>Whether this client's control calls (deploy, scale, drain) can pass: the cluster has no TLS, or the
+    /// client connected with, or was given, an admin certificate.</summary>
+    public bool CanControl => _tls is null || (_control ?? _tls).Role is ClusterRole.Admin or ClusterRole.Silo;
+
+    /// <summary>Signs this client's control calls with <paramref name="admin"/> (an admin certificate of the cluster's
+    /// CA) while it stays connected with its own certificate: a gateway connects as a client and controls the cluster
+    /// only for its admin keys.</summary>
+    public StrataClient WithControlCertificate(ClusterTls admin)
+    {
+        if (admin.Role != ClusterRole.Admin) throw new ArgumentException($"a control certificate must be an admin certificate, not {admin.Role}", nameof(admin));
+        _control = admin;
+        return this;
     }
 
     /// <summary>The underlying Orleans client.</summary>
