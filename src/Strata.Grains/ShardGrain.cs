@@ -37,6 +37,8 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
     public Task<bool> Reserve(string sessionId, long epoch = 0, CancellationToken cancellation = default) =>
         Worker().Reserve(sessionId, epoch, cancellation);
 
+    public Task<string[]> RunningSessions() => Task.FromResult(host.Get(Key)?.RunningSessions() ?? []);
+
     public async Task Unload()
     {
         await host.Unload(Key);

@@ -47,6 +47,9 @@ internal sealed class StageWorker : IDisposable
     public int Slots => _pool?.Slots ?? 0;
     public Task Loaded { get; private set; } = Task.CompletedTask;
     public int ActiveSessions => _batcher?.Leases.Used ?? 0;
+
+    /// <summary>The sessions in a turn here (leases not parked).</summary>
+    public string[] RunningSessions() => _batcher?.Leases.ActiveSessions() ?? [];
     public int WaitingSessions => _batcher?.Leases.Waiting ?? 0;
     public int QueuedSteps => _batcher?.QueueDepth ?? 0;
 
