@@ -97,6 +97,7 @@ public sealed class StrataClient : IAsyncDisposable
             else client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
             client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
             client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
+            client.AddActivityPropagation(); // a traced request's context reaches the session and the stages
             if (tls is not null) client.UseTls(tls.Certificate, tls.Apply);
             // A call to a silo that died waits this long before it fails (the stream of a session whose silo died,
             // for one): short, above the silos' stream heartbeat (half their 6 s call timeout). Long operations
@@ -213,6 +214,23 @@ public sealed class StrataClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="call"/> with <paramref name="span"/> as the current activity (an async iterator
+    /// resumes under its caller's context, so the span is set again for each call it makes).</summary>
+    private static async Task<T> Traced<T>(System.Diagnostics.Activity? span, Func<Task<T>> call)
+    {
+        if (span is null) return await call();
+        var previous = System.Diagnostics.Activity.Current;
+        System.Diagnostics.Activity.Current = span;
+        try
+        {
+            return await call();
+        }
+        finally
+        {
+            System.Diagnostics.Activity.Current = previous;
+        }
+    }
+
     /// <summary>Streams one turn of session <paramref name="sessionId"/>. While the cluster settles after the loss of
     /// a silo a call can be refused before the first chunk; the turn has then not started, and starting it is
     /// retried for up to <see cref="StartRetryWindow"/>. When the stream breaks after it began (the session grain's
@@ -227,7 +245,10 @@ public sealed class StrataClient : IAsyncDisposable
         int resumes = 0;
         var session = Orleans.GetGrain<ISessionGrain>(sessionId);
         var gaps = new GapWatch();
-        var (stream, any) = await StartTurn(sessionId, request, cancellation);
+        // The request's trace (when a tracer listens): every call that starts or resumes the turn runs under it.
+        using var span = StrataTracing.Source.StartActivity("strata.generate", System.Diagnostics.ActivityKind.Client);
+        span?.SetTag("strata.session", sessionId).SetTag("strata.model", request.Model);
+        var (stream, any) = await Traced(span, () => StartTurn(sessionId, request, cancellation));
         try
         {
             while (any)
@@ -248,7 +269,9 @@ public sealed class StrataClient : IAsyncDisposable
                 if (!IsBrokenStream(error) || turn is null || ++resumes > MaxResumes || cancellation.IsCancellationRequested)
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
                 _ = DisposeQuietly(stream); // its grain may be gone: do not wait on it
-                (stream, any) = await StartTurn(sessionId, request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) }, cancellation);
+                span?.AddEvent(new System.Diagnostics.ActivityEvent("resume"));
+                var resume = request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) };
+                (stream, any) = await Traced(span, () => StartTurn(sessionId, resume, cancellation));
             }
         }
         finally
