@@ -6,7 +6,7 @@ return args.FirstOrDefault() switch
     "bandwidth" => BandwidthBenchmark.Run(args[1..]),
     "cluster" => ClusterBenchmark.Run(args[1..]),
     "batch" => BatchBenchmark.Run(args[1..]),
-    "gateway" => GatewayBenchmark.Run(args[1..]),
+    "overhead" => OverheadBenchmark.Run(args[1..]),
     _ => Usage(),
 };
 
@@ -17,7 +17,7 @@ static int Usage()
           Strata.Benchmarks decode --model DIR [--stages 1,4] [--threads N] [--tokens N] [--prompt-tokens N] [--rounds N] [--json PATH]
           Strata.Benchmarks batch --model DIR [--batches 1,16] [--threads N] [--steps N] [--prompt-tokens N] [--rounds N] [--json PATH]
           Strata.Benchmarks bandwidth [--threads N] [--mib N]
-          Strata.Benchmarks gateway --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 2] [--tokens 64] [--rounds 3] [--concurrency 1,16] [--json PATH]
+          Strata.Benchmarks overhead --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 2] [--tokens 64] [--rounds 3] [--concurrency 1,16] [--json PATH]
           Strata.Benchmarks cluster --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 4] [--tokens 32] [--rounds 5] [--json PATH]
         """);
     return 2;

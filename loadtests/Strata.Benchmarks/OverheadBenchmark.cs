@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Strata.Client;
 using Strata.Contracts;
 using Strata.Contracts.Security;
@@ -19,14 +20,15 @@ using Strata.Hosting;
 namespace Strata.Benchmarks;
 
 /// <summary>
-/// What the HTTP gateway and mutual TLS cost. Starts two clusters of silo processes side by side (one ONNX Runtime
-/// thread each, localhost clustering): one plain, one with mutual TLS (a fresh development CA), deploys the package
-/// on both, and runs a gateway in this process over the plain one. At each concurrency it alternates rounds of three
-/// configurations, so machine noise hits them alike: N streams through the Orleans client on the plain cluster, the
-/// same N streams as streaming completions through the gateway's HTTP API, and N streams through the Orleans client
-/// on the TLS cluster. Greedy, the same prompt, the same token counts everywhere. Reports output tok/s and TTFT p50.
+/// What the HTTP gateway, mutual TLS and tracing cost. Starts three clusters of silo processes side by side (one
+/// ONNX Runtime thread each, localhost clustering): plain; mutual TLS (a fresh development CA); tracing on at a 1%
+/// sample with OTLP/HTTP export to a sink in this process. It deploys the package on each and runs a gateway in this
+/// process over the plain one. At each concurrency it alternates rounds of four configurations, so machine noise hits
+/// them alike: N streams through the Orleans client on the plain cluster, the same N streams as streaming
+/// completions through the gateway's HTTP API, N streams on the TLS cluster, and N on the traced one. Greedy, the
+/// same prompt, the same token counts everywhere. Reports output tok/s and TTFT p50 and the ratios to the first.
 /// </summary>
-internal static class GatewayBenchmark
+internal static class OverheadBenchmark
 {
     private const string Model = "bench";
     private const string Key = "sk-bench";
@@ -55,17 +57,22 @@ internal static class GatewayBenchmark
         try
         {
             int maxSessions = Math.Max(2, o.Concurrency.Max());
-            var (plainPorts, plain) = await StartCluster(o, "bench-plain", null, processes);
-            var (tlsPorts, _) = await StartCluster(o, "bench-tls", certs, processes);
+            await using var sink = await StartTraceSink();
+            string sinkUrl = sink.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+            var (plainPorts, plain) = await StartCluster(o, "bench-plain", [], processes);
+            var (tlsPorts, _) = await StartCluster(o, "bench-tls", ["--tls", certs], processes);
+            var (tracedPorts, _) = await StartCluster(o, "bench-traced", ["--otlp-endpoint", sinkUrl, "--trace-sample", "0.01"], processes,
+                new Dictionary<string, string> { ["STRATA__Telemetry__OtlpProtocol"] = "http" });
             await using var plainClient = await StrataClient.ConnectAsync(null, plainPorts, "bench-plain");
             await using var tlsClient = await StrataClient.ConnectAsync(null, tlsPorts, "bench-tls", ClusterTls.Load(certs, ClusterRole.Admin));
-            foreach (var client in new[] { plainClient, tlsClient })
+            await using var tracedClient = await StrataClient.ConnectAsync(null, tracedPorts, "bench-traced");
+            foreach (var client in new[] { plainClient, tlsClient, tracedClient })
             {
                 var status = await client.DeployAsync(Model, new DeployRequest(o.Package, o.Stages, MaxContext: 256, MaxSessions: maxSessions),
                     timeout: TimeSpan.FromMinutes(5));
                 Console.WriteLine($"deployed: " + string.Join("; ", status.Stages.Select(s => $"[{s.FirstLayer},{s.EndLayer}) on {s.Silo}")));
             }
-            Console.WriteLine($"clusters: plain and mutual TLS, {o.Silos} silo processes each ({plain}), {o.Stages} stages, {o.Tokens} tokens per stream");
+            Console.WriteLine($"clusters: plain, mutual TLS and traced (1%), {o.Silos} silo processes each ({plain}), {o.Stages} stages, {o.Tokens} tokens per stream");
 
             await using var gateway = await StartGateway(plainClient);
             string url = gateway.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
@@ -75,7 +82,7 @@ internal static class GatewayBenchmark
             var results = new List<object>();
             foreach (int streams in o.Concurrency)
             {
-                var runs = new[] { new List<Batch>(), new List<Batch>(), new List<Batch>() };
+                var runs = new[] { new List<Batch>(), new List<Batch>(), new List<Batch>(), new List<Batch>() };
                 for (int round = -1; round < o.Rounds; round++) // round -1 warms up
                 {
                     var batches = new[]
@@ -83,27 +90,31 @@ internal static class GatewayBenchmark
                         await Orleans(plainClient, streams, o.Tokens, $"p{streams}-{round}"),
                         await Http(http, streams, o.Tokens),
                         await Orleans(tlsClient, streams, o.Tokens, $"t{streams}-{round}"),
+                        await Orleans(tracedClient, streams, o.Tokens, $"o{streams}-{round}"),
                     };
                     if (batches.Select(b => b.Tokens).Distinct().Count() != 1)
                         throw new InvalidOperationException($"the configurations made different token counts: {string.Join(", ", batches.Select(b => b.Tokens))}");
                     if (round < 0) continue;
-                    for (int c = 0; c < 3; c++) runs[c].Add(batches[c]);
+                    for (int c = 0; c < runs.Length; c++) runs[c].Add(batches[c]);
                 }
                 double[] tps = runs.Select(r => Stats.Median(r.Select(b => b.TokensPerSecond).ToArray())).ToArray();
                 double[] ttft = runs.Select(r => Stats.Median(r.SelectMany(b => b.TtftMs).ToArray())).ToArray();
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{streams,2} streams: Orleans client {tps[0]:F1} tok/s (TTFT p50 {ttft[0]:F1} ms) | gateway HTTP {tps[1]:F1} tok/s (TTFT p50 {ttft[1]:F1} ms) " +
-                    $"= {tps[1] / tps[0]:F3}x, TTFT {ttft[1] - ttft[0]:+0.0;-0.0} ms | mutual TLS {tps[2]:F1} tok/s (TTFT p50 {ttft[2]:F1} ms) = {tps[2] / tps[0]:F3}x"));
+                    $"= {tps[1] / tps[0]:F3}x, TTFT {ttft[1] - ttft[0]:+0.0;-0.0} ms | mutual TLS {tps[2]:F1} tok/s (TTFT p50 {ttft[2]:F1} ms) = {tps[2] / tps[0]:F3}x" +
+                    $" | traced 1% {tps[3]:F1} tok/s = {tps[3] / tps[0]:F3}x"));
                 results.Add(new
                 {
                     streams,
                     orleans_tokens_per_second = tps[0], gateway_tokens_per_second = tps[1], tls_tokens_per_second = tps[2],
-                    gateway_ratio = tps[1] / tps[0], tls_ratio = tps[2] / tps[0],
+                    traced_tokens_per_second = tps[3],
+                    gateway_ratio = tps[1] / tps[0], tls_ratio = tps[2] / tps[0], traced_ratio = tps[3] / tps[0],
                     orleans_ttft_p50_ms = ttft[0], gateway_ttft_p50_ms = ttft[1], tls_ttft_p50_ms = ttft[2],
                     gateway_ttft_extra_ms = ttft[1] - ttft[0],
                     samples = runs.Select(r => r.Select(b => b.TokensPerSecond).ToArray()).ToArray(),
                 });
             }
+            Console.WriteLine($"trace sink received {TraceBatches} OTLP export(s), {TraceBytes} bytes");
             if (o.Json is not null)
                 await File.WriteAllTextAsync(o.Json, JsonSerializer.Serialize(new
                 {
@@ -199,7 +210,29 @@ internal static class GatewayBenchmark
         return app;
     }
 
-    private static async Task<(int[] Gateways, string Shape)> StartCluster(Settings o, string clusterId, string? tls, List<Process> processes)
+    private static long TraceBatches, TraceBytes;
+
+    /// <summary>An OTLP/HTTP receiver that accepts trace exports and counts them (what a collector would take).</summary>
+    private static async Task<WebApplication> StartTraceSink()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        var app = builder.Build();
+        app.MapPost("/v1/traces", async (Microsoft.AspNetCore.Http.HttpContext http) =>
+        {
+            using var buffer = new MemoryStream();
+            await http.Request.Body.CopyToAsync(buffer);
+            Interlocked.Increment(ref TraceBatches);
+            Interlocked.Add(ref TraceBytes, buffer.Length);
+            http.Response.ContentType = "application/x-protobuf";
+        });
+        await app.StartAsync();
+        return app;
+    }
+
+    private static async Task<(int[] Gateways, string Shape)> StartCluster(Settings o, string clusterId, string[] extra, List<Process> processes,
+        Dictionary<string, string>? environment = null)
     {
         int[] ports = FreePorts.Take(2 * o.Silos);
         var gateways = new List<int>();
@@ -210,16 +243,17 @@ internal static class GatewayBenchmark
                 o.SiloDll, "--silo-port", $"{ports[2 * i]}", "--gateway-port", $"{ports[2 * i + 1]}", "--primary-port", $"{ports[0]}",
                 "--cluster-id", clusterId, "--model-store", o.Store, "--memory", "4GB", "--threads", "1", "--name", $"{clusterId}-{i}",
             };
-            if (tls is not null) args.AddRange(["--tls", tls]);
-            processes.Add(await StartSilo(args, $"{clusterId}-{i}"));
+            args.AddRange(extra);
+            processes.Add(await StartSilo(args, $"{clusterId}-{i}", environment));
             gateways.Add(ports[2 * i + 1]);
         }
         return (gateways.ToArray(), "one ONNX Runtime thread each");
     }
 
-    private static async Task<Process> StartSilo(IEnumerable<string> args, string name)
+    private static async Task<Process> StartSilo(IEnumerable<string> args, string name, Dictionary<string, string>? environment)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (key, value) in environment ?? []) psi.Environment[key] = value;
         foreach (string arg in args) psi.ArgumentList.Add(arg);
         var p = Process.Start(psi)!;
         var ready = new TaskCompletionSource();
