@@ -88,8 +88,9 @@ internal static class Charts
             plot.Add.Annotation("no values", Alignment.MiddleCenter);
             (lo, hi) = (1, 10);
         }
-        double left = Math.Floor(Math.Log10(lo)), right = Math.Max(left + 1, Math.Ceiling(Math.Log10(hi)));
-        plot.Axes.Bottom.TickGenerator = LogTicks((int)left, (int)right);
+        // Limits a little past the data (and the SLO line), ticks over every decade they touch.
+        double left = Math.Log10(lo) - 0.08, right = Math.Max(Math.Log10(hi) + 0.08, left + 0.5);
+        plot.Axes.Bottom.TickGenerator = LogTicks((int)Math.Floor(left), (int)Math.Ceiling(right));
         plot.Axes.SetLimits(left, right, 0, 102);
         Legend(plot, runs.Count > 1 || target is not null);
         return Render(plot, file);
@@ -163,6 +164,8 @@ internal static class Charts
     private static Plot NewPlot(string title, string x, string y)
     {
         var plot = new Plot();
+        // Without fontconfig SkiaSharp falls back to a serif face; ask for the usual sans faces (absent ones fall back).
+        plot.Font.Set(SansFont());
         plot.Title(title, size: 24);
         plot.XLabel(x, size: 20);
         plot.YLabel(y, size: 20);
@@ -172,6 +175,17 @@ internal static class Charts
             axis.MajorTickStyle.Length = 6;
         }
         return plot;
+    }
+
+    private static string SansFont()
+    {
+        foreach (string name in new[] { "DejaVu Sans", "Liberation Sans", "Arial", "Helvetica" })
+            if (SkiaSharp.SKFontManager.Default.MatchFamily(name) is { } face)
+            {
+                face.Dispose();
+                return name;
+            }
+        return Fonts.Sans;
     }
 
     private static void Legend(Plot plot, bool show)

@@ -137,6 +137,8 @@ internal static class Compare
         string Str(string name) => s.TryGetProperty(name, out var v) && v.ValueKind != JsonValueKind.Null ? v.ToString() : "-";
         string arrivals = Str("arrivals") switch
         {
+            "closed_loop" when root.TryGetProperty("concurrency_levels", out var levels) && levels.ValueKind == JsonValueKind.Array =>
+                $"closed loop, sweep over concurrency {string.Join(", ", levels.EnumerateArray())}; key metrics of concurrency {Str("concurrency")}",
             "closed_loop" => $"closed loop, concurrency {Str("concurrency")}",
             "poisson" => $"Poisson, {Str("rate")} req/s",
             var x => x,
@@ -151,6 +153,7 @@ internal static class Compare
         foreach (var table in content.Tables)
         {
             w.WriteLine();
+            w.WriteLine($"-- {table.Heading} --");
             int first = Math.Max(table.Columns[0].Length, table.Rows.Max(r => r[0].Length)) + 2;
             w.WriteLine(table.Columns[0].PadRight(first) + string.Concat(table.Columns.Skip(1).Select(c => c.PadLeft(12))));
             foreach (var row in table.Rows) w.WriteLine(row[0].PadRight(first) + string.Concat(row.Skip(1).Select(c => c.PadLeft(12))));

@@ -54,8 +54,8 @@ internal static class RunReport
             latency.Add(Row($"{name} p90", runs, r => F(pick(r).P90)));
             latency.Add(Row($"{name} p99", runs, r => F(pick(r).P99)));
             latency.Add(Row($"{name} mean", runs, r => F(pick(r).Mean)));
+            if (name.StartsWith("max", StringComparison.Ordinal)) latency.Add(Row("max ITL, largest", runs, r => F(r.MaxItl.Max)));
         }
-        latency.Add(Row("max ITL, largest", runs, r => F(r.MaxItl.Max)));
 
         var tables = new List<Table>
         {
