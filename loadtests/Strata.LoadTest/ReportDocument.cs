@@ -42,9 +42,17 @@ internal static class ReportDocument
     {
         for (var x = e; x is not null; x = x.InnerException)
             if (x is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
-                return $"the SkiaSharp native library could not be loaded ({x.Message})";
+                return $"the SkiaSharp native library could not be loaded ({FirstSentence(x.Message)}); it ships in SkiaSharp's NativeAssets package for this platform";
         var inner = e is TypeInitializationException { InnerException: { } i } ? i : e;
         return $"{inner.GetType().Name}: {inner.Message}";
+    }
+
+    /// <summary>The loader's messages run to many lines of advice; the first sentence says what failed.</summary>
+    private static string FirstSentence(string message)
+    {
+        string line = message.Split('\n', 2)[0].Trim();
+        int end = line.IndexOf(". ", StringComparison.Ordinal);
+        return end > 0 ? line[..end] : line.TrimEnd('.');
     }
 
     public static string Markdown(ReportContent content, IReadOnlyList<Chart> charts, string? chartError)
