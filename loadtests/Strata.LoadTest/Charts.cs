@@ -33,22 +33,34 @@ internal static class Charts
         ? string.Create(CultureInfo.InvariantCulture, $"concurrency {c}")
         : r.Options.Arrivals;
 
-    private static Chart Throughput(IReadOnlyList<LoadReport> runs)
+    private static Chart Throughput(IReadOnlyList<LoadReport> runs) => Throughput(
+        [(null, runs.Select(r => (r.Concurrency!.Value, r.OutputTokensPerSecond)).ToArray())]);
+
+    /// <summary>Output tok/s against concurrency, one line per series (one run's levels, or two compared sweeps).</summary>
+    public static Chart Throughput(IReadOnlyList<(string? Label, (int Concurrency, double TokensPerSecond)[] Points)> series)
     {
-        var sorted = runs.OrderBy(r => r.Concurrency).ToArray();
-        double[] xs = sorted.Select(r => (double)r.Concurrency!.Value).ToArray();
-        double[] ys = sorted.Select(r => r.OutputTokensPerSecond).ToArray();
         var plot = NewPlot("Output throughput against concurrency", "concurrency (closed-loop clients)", "output throughput (tok/s)");
+        double[] levels = series.SelectMany(s => s.Points.Select(p => (double)p.Concurrency)).Distinct().Order().ToArray();
         // Doubling sweeps (1, 2, 4, 8, ...) read best on a log2 axis: equal steps per doubling.
-        bool log = xs.Length > 1 && xs[^1] / xs[0] >= 8;
-        double[] at = log ? xs.Select(Math.Log2).ToArray() : xs;
-        var line = plot.Add.Scatter(at, ys);
-        line.LineWidth = 3;
-        line.MarkerSize = 12;
+        bool log = levels.Length > 1 && levels[^1] / levels[0] >= 8;
+        double At(double x) => log ? Math.Log2(x) : x;
+        double yMax = 1;
+        foreach (var (label, points) in series)
+        {
+            var sorted = points.OrderBy(p => p.Concurrency).ToArray();
+            var line = plot.Add.Scatter(sorted.Select(p => At(p.Concurrency)).ToArray(), sorted.Select(p => p.TokensPerSecond).ToArray());
+            line.LineWidth = 3;
+            line.MarkerSize = 12;
+            if (label is not null) line.LegendText = label;
+            yMax = Math.Max(yMax, sorted.Max(p => p.TokensPerSecond));
+        }
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
-            xs.Select((x, i) => new Tick(at[i], x.ToString(CultureInfo.InvariantCulture))).ToArray());
+            levels.Select(x => new Tick(At(x), x.ToString(CultureInfo.InvariantCulture))).ToArray());
         if (log) plot.XLabel("concurrency (closed-loop clients, log scale)", size: 20);
-        plot.Axes.SetLimitsY(0, Math.Max(1, ys.Max()) * 1.15);
+        if (levels.Length == 1) plot.XLabel("concurrency (closed-loop clients; --concurrency 1,2,4,8 draws a curve)", size: 20);
+        double pad = levels.Length > 1 ? (At(levels[^1]) - At(levels[0])) * 0.05 : 0.5;
+        plot.Axes.SetLimits(At(levels[0]) - pad, At(levels[^1]) + pad, 0, yMax * 1.15);
+        Legend(plot, series.Any(s => s.Label is not null));
         return Render(plot, "throughput.png");
     }
 

@@ -34,7 +34,13 @@ internal static class Compare
         Print(content, stdout);
         if (o.Report is not null)
         {
-            ReportDocument.Write(o.Report, content, draw: null);
+            var (la, lb) = (Levels(a), Levels(b));
+            // Two sweeps: their throughput curves on one chart. Single runs have no curve to draw.
+            Func<IReadOnlyList<Chart>>? draw = la.Count > 1 && lb.Count > 1
+                ? () => [Charts.Throughput([("A", Points(la)), ("B", Points(lb))])]
+                : null;
+            string? chartError = ReportDocument.Write(o.Report, content, draw);
+            if (chartError is not null) stderr.WriteLine($"[load] {chartError}");
             stderr.WriteLine($"[load] comparison written to {Path.Combine(o.Report, "report.md")} and report.html");
         }
         return 0;
@@ -121,6 +127,9 @@ internal static class Compare
         var notes = new List<string> { $"A: {pathA} ({Describe(a)})", $"B: {pathB} ({Describe(b)})", "B/A above 1 means B is higher: better for throughput, worse for latency." };
         return new ReportContent("Strata load test comparison", notes, tables);
     }
+
+    private static (int, double)[] Points(Dictionary<int, JsonElement> levels) =>
+        levels.Select(l => (l.Key, Number(l.Value, "output_tokens_per_second") ?? 0)).ToArray();
 
     private static Dictionary<int, JsonElement> Levels(JsonElement root)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Nodes;
 
 namespace Strata.LoadTest.Tests;
 
@@ -43,6 +44,30 @@ public sealed class CompareTests : IDisposable
         string md = File.ReadAllText(Path.Combine(_dir, "report", "report.md"));
         Assert.Contains("| output throughput (tok/s) | 1000 | 1500 | 1.50x |", md, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(_dir, "report", "report.html")));
+    }
+
+    [Fact]
+    public async Task Two_sweeps_compare_level_by_level_and_chart_both_curves()
+    {
+        string Sweep(string name, double scale)
+        {
+            var levels = new[] { 1, 2, 4 }.Select(c => JsonNode.Parse(File.ReadAllText(Result($"{name}-{c}.json", 100 * c * scale, c, 10, 0)))!).ToArray();
+            foreach (var (level, c) in levels.Zip(new[] { 1, 2, 4 })) level["settings"]!["concurrency"] = c;
+            var root = levels[^1].DeepClone();
+            root["concurrency_levels"] = new JsonArray(1, 2, 4);
+            root["levels"] = new JsonArray(levels.Select(l => l.DeepClone()).ToArray());
+            string path = Path.Combine(_dir, name + ".json");
+            File.WriteAllText(path, root.ToJsonString());
+            return path;
+        }
+        string a = Sweep("a", 1), b = Sweep("b", 2), report = Path.Combine(_dir, "sweeps");
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        Assert.Equal(0, await LoadTestApp.RunAsync(["--compare", a, b, "--report", report], stdout, stderr));
+        Assert.Contains("concurrency 2: output tok/s", stdout.ToString(), StringComparison.Ordinal);
+        var levelRows = Compare.Content(a, Compare.Load(a), b, Compare.Load(b)).Tables[1].Rows;
+        Assert.Equal(["concurrency 2: output tok/s", "200", "400", "2.00x"], levelRows.Single(r => r[0] == "concurrency 2: output tok/s"));
+        Assert.True(Synthetic.IsPng(File.ReadAllBytes(Path.Combine(report, "throughput.png"))));
+        Assert.Contains("data:image/png;base64,", File.ReadAllText(Path.Combine(report, "report.html")), StringComparison.Ordinal);
     }
 
     [Theory]
