@@ -32,6 +32,9 @@ internal static class LoadTestApp
         }
         try
         {
+            // Checked before a run, so that minutes of load are not measured for a report that cannot be written.
+            if (options.Report is not null && File.Exists(options.Report))
+                throw new UsageException($"--report {options.Report} is a file; give a folder (it is created if missing)");
             if (options.Compare is not null) return Compare.Run(options, stdout, stderr);
             return options.Embedded
                 ? await RunEmbeddedAsync(options, stdout, stderr, redrawProgress, cancellation)

@@ -97,6 +97,16 @@ public sealed class CompareTests : IDisposable
     }
 
     [Fact]
+    public async Task A_report_path_that_is_a_file_is_refused_before_anything_runs()
+    {
+        string a = Result("a.json", 1, 1, 1, 0), file = Result("b.json", 1, 1, 1, 0);
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        Assert.Equal(2, await LoadTestApp.RunAsync(["--compare", a, file, "--report", file], stdout, stderr));
+        Assert.Contains($"--report {file} is a file", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Equal("", stdout.ToString());
+    }
+
+    [Fact]
     public void Compare_takes_no_load_flags()
     {
         var e = Assert.Throws<UsageException>(() => LoadTestOptions.Parse(["--compare", "a.json", "b.json", "--requests", "3"]));
