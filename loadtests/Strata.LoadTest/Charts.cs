@@ -6,8 +6,8 @@ namespace Strata.LoadTest;
 /// <summary>One chart of a report: its file name, its title and the PNG.</summary>
 internal sealed record Chart(string File, string Title, byte[] Png);
 
-/// <summary>The charts of a load test report, drawn with ScottPlot: throughput against concurrency, the TTFT, TPOT
-/// and ITL distributions (CDFs, one line per run) and output tokens over time (so stalls show).</summary>
+/// <summary>The charts of a load test report, drawn with ScottPlot: throughput against concurrency, the TTFT, TPOT,
+/// ITL and E2E distributions (CDFs, one line per run) and output tokens over time (so stalls show).</summary>
 internal static class Charts
 {
     private const int Width = 1000, Height = 600;
@@ -24,6 +24,7 @@ internal static class Charts
             r => r.Ok && r.TpotMs is { } t ? [t] : [], slo.TpotMs));
         charts.Add(Cdf("itl.png", "Inter-token latency (ITL)", "ITL: gap between successive chunks (ms)", runs,
             r => r.Ok ? r.ChunkMs.Zip(r.ChunkMs.Skip(1), (a, b) => b - a) : [], null));
+        charts.Add(Cdf("e2e.png", "End-to-end latency (E2E)", "E2E (ms)", runs, r => r.Ok ? [r.E2EMs] : [], slo.E2EMs));
         charts.Add(TokensOverTime(runs));
         return charts;
     }

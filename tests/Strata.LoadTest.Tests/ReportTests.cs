@@ -31,7 +31,7 @@ public sealed partial class ReportTests : IDisposable
         var runs = Sweep();
         Assert.Null(ReportDocument.Write(_dir, RunReport.Content(runs), () => Charts.Draw(runs)));
 
-        string[] charts = ["throughput.png", "ttft.png", "tpot.png", "itl.png", "tokens_over_time.png"];
+        string[] charts = ["throughput.png", "ttft.png", "tpot.png", "itl.png", "e2e.png", "tokens_over_time.png"];
         foreach (string chart in charts)
             Assert.True(Synthetic.IsPng(File.ReadAllBytes(Path.Combine(_dir, chart))), $"{chart} is not a PNG");
 
