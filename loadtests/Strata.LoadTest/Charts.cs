@@ -61,7 +61,7 @@ internal static class Charts
         if (levels.Length == 1) plot.XLabel("concurrency (closed-loop clients; --concurrency 1,2,4,8 draws a curve)", size: 20);
         double pad = levels.Length > 1 ? (At(levels[^1]) - At(levels[0])) * 0.05 : 0.5;
         plot.Axes.SetLimits(At(levels[0]) - pad, At(levels[^1]) + pad, 0, yMax * 1.15);
-        Legend(plot, series.Any(s => s.Label is not null));
+        if (series.Any(s => s.Label is not null)) Legend(plot);
         return Render(plot, "throughput.png");
     }
 
@@ -105,7 +105,7 @@ internal static class Charts
         double left = Math.Log10(lo) - 0.08, right = Math.Max(Math.Log10(hi) + 0.08, left + 0.5);
         plot.Axes.Bottom.TickGenerator = LogTicks((int)Math.Floor(left), (int)Math.Ceiling(right));
         plot.Axes.SetLimits(left, right, 0, 102);
-        Legend(plot, runs.Count > 1 || target is not null);
+        Legend(plot);
         return Render(plot, file);
     }
 
@@ -145,7 +145,7 @@ internal static class Charts
             yMax = Math.Max(yMax, counts.DefaultIfEmpty(0).Max());
         }
         plot.Axes.SetLimits(0, Math.Max(bucket, longestMs) / 1000, 0, yMax * 1.15);
-        Legend(plot, runs.Count > 1);
+        Legend(plot);
         return Render(plot, "tokens_over_time.png");
     }
 
@@ -201,9 +201,9 @@ internal static class Charts
         return Fonts.Sans;
     }
 
-    private static void Legend(Plot plot, bool show)
+    /// <summary>The legend right of the data, where it hides no line.</summary>
+    private static void Legend(Plot plot)
     {
-        if (!show) return;
         plot.ShowLegend(Edge.Right);
         plot.Legend.FontSize = 17;
     }
