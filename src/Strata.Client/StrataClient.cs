@@ -246,8 +246,8 @@ public sealed class StrataClient : IAsyncDisposable
         var session = Orleans.GetGrain<ISessionGrain>(sessionId);
         var gaps = new GapWatch();
         // The request's trace (when a tracer listens): every call that starts or resumes the turn runs under it.
-        using var span = StrataTracing.Source.StartActivity("strata.generate", System.Diagnostics.ActivityKind.Client);
-        span?.SetTag("strata.session", sessionId).SetTag("strata.model", request.Model);
+        using var span = StrataTracing.StartSpan("strata.generate", System.Diagnostics.ActivityKind.Client);
+        if (StrataTracing.Records(span)) span.SetTag("strata.session", sessionId).SetTag("strata.model", request.Model);
         var (stream, any) = await Traced(span, () => StartTurn(sessionId, request, cancellation));
         try
         {

@@ -193,8 +193,8 @@ internal sealed partial class SessionGrain(
 
     private async Task RunTurn(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationTokenSource stop)
     {
-        using var span = StrataTracing.Source.StartActivity("session.turn");
-        span?.SetTag("strata.session", Id).SetTag("strata.model", request.Model).SetTag("strata.history_tokens", History.Count);
+        using var span = StrataTracing.StartSpan("session.turn");
+        if (StrataTracing.Records(span)) span.SetTag("strata.session", Id).SetTag("strata.model", request.Model).SetTag("strata.history_tokens", History.Count);
         _turnCompleted = false;
         try
         {
@@ -328,9 +328,10 @@ internal sealed partial class SessionGrain(
             bool fillOnly = History.Count - _cached > perStep;
             int[] pending = History.GetRange(_cached, fillOnly ? perStep : History.Count - _cached).ToArray();
             var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
-            using var stepSpan = StrataTracing.Source.StartActivity("session.step");
-            stepSpan?.SetTag("strata.position", _cached).SetTag("strata.tokens", pending.Length).SetTag("strata.fill_only", fillOnly)
-                .SetTag("strata.route_version", route.Version);
+            using var stepSpan = StrataTracing.StartSpan("session.step");
+            if (StrataTracing.Records(stepSpan))
+                stepSpan.SetTag("strata.position", _cached).SetTag("strata.tokens", pending.Length).SetTag("strata.fill_only", fillOnly)
+                    .SetTag("strata.route_version", route.Version);
             StepResult result;
             long sent = Stopwatch.GetTimestamp();
             try
