@@ -69,6 +69,7 @@ public sealed partial class StageRuntime : IDisposable
                 cudaOptions.AppendExecutionProvider_CUDA(options.Device.Index);
                 var compute = options.Precision ?? ComputeType.Float16;
                 var session = CreateSession(config, tensors, stage, maxContext, compute, cudaOptions);
+                LogStageGraph(logger, stage.ToString(), options.Device.ToString(), compute.ToString(), StageGraphBuilder.DescribeProjections(config, tensors, stage));
                 return new StageRuntime(config, stage, session, compute, options.Device, maxContext, logger);
             }
             catch (OnnxRuntimeException e)
@@ -84,6 +85,7 @@ public sealed partial class StageRuntime : IDisposable
         using var cpuOptions = NewSessionOptions();
         var cpuCompute = options.Device.IsCuda ? ComputeType.Float32 : options.Precision ?? ComputeType.Float32;
         var cpuSession = CreateSession(config, tensors, stage, maxContext, cpuCompute, cpuOptions);
+        LogStageGraph(logger, stage.ToString(), DeviceSpec.Cpu.ToString(), cpuCompute.ToString(), StageGraphBuilder.DescribeProjections(config, tensors, stage));
         return new StageRuntime(config, stage, cpuSession, cpuCompute, DeviceSpec.Cpu, maxContext, logger);
     }
 
@@ -260,4 +262,7 @@ public sealed partial class StageRuntime : IDisposable
     [LoggerMessage(Level = LogLevel.Warning,
         Message = "CUDA execution provider for {Device} could not load ({Reason}); stage {Stage} falls back to the CPU (fp32)")]
     private static partial void LogCudaFallback(ILogger logger, string device, string stage, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stage {Stage} loaded on {Device} ({Compute}): {Projections}")]
+    private static partial void LogStageGraph(ILogger logger, string stage, string device, string compute, string projections);
 }
