@@ -19,17 +19,20 @@ internal static class ImportCommand
         var quant = new Option<string?>("--quant") { Description = "Quantize the layers' projection weights: int8 or int4 (block-wise with zero points, run by MatMulNBits)" };
         var block = new Option<int?>("--block") { Description = $"Values per quantization block along the input dimension: 32, 64 or 128 (default {QuantizationScheme.DefaultBlockSize})" };
         var keepFp = new Option<string?>("--keep-fp") { Description = "Layers to keep in float with --quant, e.g. 0,4-5" };
+        var eval = new Option<bool>("--eval") { Description = "With --quant, report accuracy against the source afterwards (as strata eval PKG --against SRC)" };
         var quantHead = new Option<bool>("--quant-head") { Description = "With --quant, quantize the LM head too (the embedding always stays float)" };
 
         var cmd = new Command("import", "Import a Hugging Face checkpoint as a Strata model package (per-layer files, checksummed manifest).")
         {
-            source, outDir, dtype, name, force, quant, block, keepFp, quantHead,
+            source, outDir, dtype, name, force, quant, block, keepFp, quantHead, eval,
         };
         cmd.SetAction(parse =>
         {
             TensorDType? dt = parse.GetValue(dtype) is string d
                 ? TensorDTypes.TryParseUser(d, out var parsed) ? parsed : throw new CliUsageException($"--dtype '{d}' is not valid: use fp32, fp16 or bf16")
                 : null;
+            if (parse.GetValue(eval) && parse.GetValue(quant) is null)
+                throw new CliUsageException("--eval compares a quantized package with its source: give --quant int8 or int4");
             var scheme = ParseQuantization(parse.GetValue(quant), parse.GetValue(block), parse.GetValue(keepFp), parse.GetValue(quantHead));
             var options = new ImportOptions { DType = dt, Name = parse.GetValue(name), Overwrite = parse.GetValue(force), Quantization = scheme };
             var bar = new ProgressBar(output.Err, "import", !Console.IsErrorRedirected);
@@ -38,7 +41,9 @@ internal static class ImportCommand
             bar.Report(1);
             var m = package.Manifest;
             output.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"imported {m.Name} to {parse.GetValue(outDir)}: {m.Config.NumLayers} layers, {m.DType.UserName()}{Describe(m.Quant)}, {m.WeightFiles.Count()} weight files, {m.ParameterCount / 1e6:F2}M parameters"));
+                $"imported {m.Name} to {parse.GetValue(outDir)}: {m.Config.NumLayers} layers, {m.DType.UserName()}{Describe(m.Quant)}, {m.WeightFiles.Count()} weight files, {m.ParameterCount / 1e6:F2}M parameters, {m.WeightFiles.Sum(f => f.Bytes) / 1e6:F2} MB of weights"));
+            if (parse.GetValue(eval))
+                EvalCommand.Run(output, parse.GetValue(outDir)!, parse.GetValue(source)!, null, EvalCommand.DefaultSteps, 0);
             return 0;
         });
         return cmd;
