@@ -39,6 +39,9 @@ internal sealed class OnnxGraph
 
     public ComputeType Compute { get; }
 
+    /// <summary>The <c>accuracy_level</c> of MatMulNBits nodes.</summary>
+    public int QuantizedAccuracyLevel { get; init; }
+
     /// <summary>The ONNX element type of <see cref="Compute"/>.</summary>
     public int ComputeElement => Compute == ComputeType.Float16
         ? (int)TensorProto.Types.DataType.Float16

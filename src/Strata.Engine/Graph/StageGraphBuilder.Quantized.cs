@@ -9,17 +9,17 @@ namespace Strata.Engine.Graph;
 public static partial class StageGraphBuilder
 {
     /// <summary>
-    /// MatMulNBits' <c>accuracy_level</c>: 0 computes in the activations' type (fp32 on the CPU, fp16 on CUDA) against
-    /// weights dequantized block by block, so a stage equals float matmuls with the dequantized weights up to rounding.
-    /// Level 4 (int8 activations) is faster on some CPUs but adds about 2e-2 of error per product.
+    /// MatMulNBits' <c>accuracy_level</c> unless the caller chooses: 4, int8 activations (see
+    /// <see cref="Runtime.EngineOptions.QuantizedAccuracyLevel"/> for what was measured). 0 computes in the activations'
+    /// type, so a stage equals float matmuls with the dequantized weights up to rounding.
     /// </summary>
-    public const long QuantizedAccuracyLevel = 0;
+    public const int DefaultQuantizedAccuracyLevel = 4;
 
     /// <summary>
     /// One line describing how the stage's projections are computed: how many are MatMulNBits (and their bits and
     /// block size) and how many are float MatMul. For logs when a stage loads.
     /// </summary>
-    public static string DescribeProjections(LlamaConfig config, ITensorSource tensors, StageSpec stage)
+    public static string DescribeProjections(LlamaConfig config, ITensorSource tensors, StageSpec stage, int accuracyLevel = DefaultQuantizedAccuracyLevel)
     {
         var weights = Enumerable.Range(stage.FirstLayer, stage.LayerCount).SelectMany(QuantizationScheme.LinearWeights).ToList();
         if (stage.IsLast) weights.Add(LlamaTensors.LmHead);
@@ -28,7 +28,7 @@ public static partial class StageGraphBuilder
         return quantized == 0
             ? $"{weights.Count} float MatMul projections"
             : $"{quantized} of {weights.Count} projections as MatMulNBits ({string.Join(", ", forms.Where(f => f is not null).Distinct())}, " +
-              $"accuracy_level {QuantizedAccuracyLevel}), the rest float MatMul";
+              $"accuracy_level {accuracyLevel}), the rest float MatMul";
     }
 
     private static string? QuantizedForm(ITensorSource tensors, string weight)
@@ -49,7 +49,7 @@ public static partial class StageGraphBuilder
         g.Bytes(name + ".zero_points", m.ZeroPoints, m.Rows, m.ZeroPointBytesPerRow);
         g.Node("MatMulNBits", [input, name + ".q", name + ".scales", name + ".zero_points"], [output], "com.microsoft",
             ("K", (long)m.Cols), ("N", (long)m.Rows), ("bits", (long)m.Bits), ("block_size", (long)m.BlockSize),
-            ("accuracy_level", QuantizedAccuracyLevel));
+            ("accuracy_level", (long)g.QuantizedAccuracyLevel));
     }
 
     /// <summary>A projection of <paramref name="input"/> by the Hugging Face weight [rows, cols]: MatMulNBits when it is

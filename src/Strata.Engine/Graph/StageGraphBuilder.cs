@@ -62,14 +62,16 @@ public static partial class StageGraphBuilder
     /// <param name="maxContext">Positions the KV buffers hold; sizes the rotary caches.</param>
     /// <param name="compute">Element type of weights, activations and KV.</param>
     /// <param name="directory">Where to write the two files (created if missing).</param>
-    public static string Write(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute, string directory)
+    /// <param name="quantizedAccuracyLevel">MatMulNBits' accuracy_level for quantized weights (0 to 4).</param>
+    public static string Write(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute, string directory,
+        int quantizedAccuracyLevel = DefaultQuantizedAccuracyLevel)
     {
         Directory.CreateDirectory(directory);
         const string weightsFile = "stage.weights";
         string modelPath = Path.Combine(directory, "stage.onnx");
         using (var data = new FileStream(Path.Combine(directory, weightsFile), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
         {
-            var g = new OnnxGraph(compute, data, weightsFile);
+            var g = new OnnxGraph(compute, data, weightsFile) { QuantizedAccuracyLevel = quantizedAccuracyLevel };
             Build(g, config, tensors, stage, maxContext);
             using var model = new FileStream(modelPath, FileMode.Create, FileAccess.Write);
             g.WriteTo(model);

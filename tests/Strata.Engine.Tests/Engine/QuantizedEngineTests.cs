@@ -33,12 +33,18 @@ public sealed class QuantizedEngineTests(ITestOutputHelper output) : IDisposable
         return ModelImporter.Import(src, Path.Combine(_dir, name), new ImportOptions { Quantization = q });
     }
 
+    /// <summary>accuracy_level 0 computes in fp32 against dequantized blocks: equal to the float reference up to
+    /// rounding, token for token. Level 4 (the CPU default) quantizes activations to int8 per block: close, not equal
+    /// (measured 0.085 for int8 and 0.076 for int4 on these random weights, whose near-flat logits make greedy
+    /// tokens fragile, so only the logits are compared).</summary>
     [Theory]
-    [InlineData(8, 32, false)]
-    [InlineData(4, 32, false)]
-    [InlineData(4, 64, true)]
-    [InlineData(4, 128, false)]
-    public void MatMulNBits_stages_equal_float_matmuls_of_the_dequantized_weights(int bits, int block, bool head)
+    [InlineData(8, 32, false, 0)]
+    [InlineData(4, 32, false, 0)]
+    [InlineData(4, 64, true, 0)]
+    [InlineData(4, 128, false, 0)]
+    [InlineData(8, 32, false, 4)]
+    [InlineData(4, 32, true, 4)]
+    public void MatMulNBits_stages_equal_float_matmuls_of_the_dequantized_weights(int bits, int block, bool head, int level)
     {
         var q = new QuantizationScheme(bits, block) { FloatLayers = [1], QuantizedHead = head };
         var package = Import($"q{bits}-{block}", Model, q);
@@ -46,7 +52,7 @@ public sealed class QuantizedEngineTests(ITestOutputHelper output) : IDisposable
         using var dequantized = new DequantizedTensorSource(tensors, package.Config);
         Assert.Equal(2 * 7 + (head ? 1 : 0), dequantized.QuantizedNames.Count); // layers 0 and 2 (1 stays float)
 
-        string description = StageGraphBuilder.DescribeProjections(package.Config, tensors, new StageSpec(0, 3, 3));
+        string description = StageGraphBuilder.DescribeProjections(package.Config, tensors, new StageSpec(0, 3, 3), level);
         output.WriteLine(description);
         Assert.Contains($"as MatMulNBits (int{bits} block {block}", description);
 
@@ -54,12 +60,14 @@ public sealed class QuantizedEngineTests(ITestOutputHelper output) : IDisposable
         var (refLogits, refTokens) = EngineAgreement.ReferenceGreedy(reference, Prompt, 12);
         foreach (int stages in new[] { 1, 3 })
         {
-            using var pipeline = LocalPipeline.Load(package.Config, tensors, stages, new EngineOptions { MaxContext = 64, IntraOpThreads = 1 });
+            var options = new EngineOptions { MaxContext = 64, IntraOpThreads = 1, QuantizedAccuracyLevel = level };
+            using var pipeline = LocalPipeline.Load(package.Config, tensors, stages, options);
             var (logits, tokens) = EngineAgreement.PipelineGreedy(pipeline, Prompt, 12);
             float diff = EngineAgreement.MaxAbsDiff(refLogits, logits);
-            output.WriteLine($"int{bits} block {block}, {stages} stage(s): first-step logits within {diff}");
-            Assert.True(diff <= 1e-4f, $"{stages} stage(s): logits differ by {diff}");
-            Assert.Equal(refTokens, tokens);
+            int same = tokens.Zip(refTokens).Count(p => p.First == p.Second);
+            output.WriteLine($"int{bits} block {block}, level {level}, {stages} stage(s): first-step logits within {diff}, {same}/12 tokens equal");
+            Assert.True(diff <= (level == 0 ? 1e-4f : 0.2f), $"{stages} stage(s): logits differ by {diff}");
+            if (level == 0) Assert.Equal(refTokens, tokens);
         }
     }
 
@@ -87,8 +95,9 @@ public sealed class QuantizedEngineTests(ITestOutputHelper output) : IDisposable
         + "One day, she saw a big dog. The dog was very friendly and wanted to play with Lily. They played all day and had lots of fun. "
         + "At the end of the day, Lily went home and told her mom about the dog. Her mom smiled and said, \"You are a good friend.\"";
 
-    // Measured (ONNX Runtime 1.31, CPU): int8 64/64 teacher-forced and 64/64 free-running, KL 1.2e-4, perplexity x1.001;
-    // int4 59/64 and 16/64, KL 0.046, perplexity x1.074. The bounds leave a margin for other CPUs' kernels.
+    // Measured (ONNX Runtime 1.31, CPU, accuracy_level 4): int8 63/64 teacher-forced and 57/64 free-running, KL 4e-4,
+    // perplexity x1.000; int4 59/64 and 16/64, KL 0.047, perplexity x1.077. (Level 0: int8 64/64 and 64/64, KL 1.2e-4;
+    // int4 the same as level 4.) The bounds leave a margin for other CPUs' kernels.
     [Theory]
     [InlineData(8, 32, 62, 1.01, 1e-3)]
     [InlineData(4, 32, 52, 1.15, 0.1)]
