@@ -71,6 +71,25 @@ public class QuantizedImportTests
     }
 
     [Fact]
+    public void Footprints_count_the_quantized_files_and_a_quantized_tied_head_once()
+    {
+        using var dir = new ScratchDir();
+        var options = Model with { Tied = true };
+        SyntheticCheckpoint.Write(options, dir.Sub("src"));
+        var fp = ModelImporter.Import(dir.Sub("src"), dir.Sub("fp")).Manifest;
+        var q4 = ModelImporter.Import(dir.Sub("src"), dir.Sub("q4"), new ImportOptions { Quantization = new QuantizationScheme(4, 32) }).Manifest;
+        var q4h = ModelImporter.Import(dir.Sub("src"), dir.Sub("q4h"), new ImportOptions { Quantization = new QuantizationScheme(4, 32) { QuantizedHead = true } }).Manifest;
+        var f = Strata.Models.Planning.ModelFootprint.From(fp, 4);
+        var f4 = Strata.Models.Planning.ModelFootprint.From(q4, 4);
+        var f4h = Strata.Models.Planning.ModelFootprint.From(q4h, 4);
+        Assert.Equal(q4.Layers.Select(l => l.Entry.Bytes), f4.LayerBytes);
+        Assert.True(f4.LayerBytes[0] * 5 < f.LayerBytes[0], $"int4 layer {f4.LayerBytes[0]} bytes vs fp32 {f.LayerBytes[0]}");
+        Assert.Equal(f.HeadBytes, f4.HeadBytes); // float head: the tied copy of the embedding
+        Assert.Equal(q4h.Head.Bytes, f4h.HeadBytes); // its own quantized copy, counted once
+        Assert.True(f4h.HeadBytes * 5 < f4.HeadBytes);
+    }
+
+    [Fact]
     public void Manifest_records_the_scheme_and_reads_it_back()
     {
         using var dir = new ScratchDir();
