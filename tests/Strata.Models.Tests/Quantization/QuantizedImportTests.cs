@@ -57,6 +57,20 @@ public class QuantizedImportTests
     }
 
     [Fact]
+    public void Fp16_packages_keep_fp32_scales_and_fp16_norms()
+    {
+        using var dir = new ScratchDir();
+        SyntheticCheckpoint.Write(Model, dir.Sub("src"));
+        var package = ModelImporter.Import(dir.Sub("src"), dir.Sub("pkg"),
+            new ImportOptions { DType = TensorDType.F16, Quantization = new QuantizationScheme(8, 32) });
+        using var pkg = ModelPackage.Open(dir.Sub("pkg")).OpenAll();
+        Assert.Equal(TensorDType.F16, pkg.Get(LlamaTensors.InputNorm(0), "pkg").DType);
+        Assert.Equal(TensorDType.F32, pkg.Get(QuantizedTensors.ScalesName(LlamaTensors.Mlp(0, "up")), "pkg").DType);
+        Assert.Equal(TensorDType.U8, pkg.Get(QuantizedTensors.DataName(LlamaTensors.Mlp(0, "up"), 8), "pkg").DType);
+        Assert.Equal("float16", package.Config.TorchDtype);
+    }
+
+    [Fact]
     public void Quantized_head_of_a_tied_model_is_a_quantized_copy_and_the_embedding_stays()
     {
         using var dir = new ScratchDir();
