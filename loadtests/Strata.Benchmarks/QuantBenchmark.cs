@@ -37,6 +37,8 @@ internal static class QuantBenchmark
         Console.WriteLine($"model: {source}; hidden {c.HiddenSize}, {c.NumLayers} layers, vocab {c.VocabSize}, {packages[0].Manifest.ParameterCount / 1e6:F1}M parameters");
         Console.WriteLine($"threads: {threads}; batches {string.Join(", ", batches)}; block {block}, accuracy_level {level}; {promptTokens} prompt tokens; {steps} decode steps x {rounds} rounds");
 
+        // The runtime's one-time start-up is not any package's memory.
+        OrtEnvironment.Initialize(threads);
         var loadedModels = new List<LoadedModel>();
         var runtimes = new List<StageRuntime>();
         var pools = new List<KvPool>();
