@@ -91,6 +91,29 @@ public sealed class QuantizedEngineTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(64, down.Attribute.Single(a => a.Name == "N").I);
     }
 
+    [Fact]
+    public void Loading_a_quantized_stage_logs_the_device_and_its_MatMulNBits_projections()
+    {
+        var package = Import("log", Model, new QuantizationScheme(4, 32));
+        using var tensors = package.OpenAll();
+        var logger = new ListLogger();
+        // cuda:0 falls back to the CPU on a machine without CUDA; on one with it the stage loads there (fp16).
+        using var pipeline = LocalPipeline.Load(package.Config, tensors, 1,
+            new EngineOptions { MaxContext = 16, Device = DeviceSpec.Parse("cuda:0") }, logger: logger);
+        string device = pipeline.Stages[0].Device.IsCuda ? "cuda:0 (Float16)" : "cpu (Float32)";
+        output.WriteLine(string.Join("\n", logger.Messages));
+        Assert.Contains(logger.Messages, m => m.Contains($"loaded on {device}: 21 of 22 projections as MatMulNBits (int4 block 32, accuracy_level 4)", StringComparison.Ordinal));
+    }
+
+    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    {
+        public List<string> Messages { get; } = [];
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+        public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            Messages.Add(formatter(state, exception));
+    }
+
     private const string Story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
         + "One day, she saw a big dog. The dog was very friendly and wanted to play with Lily. They played all day and had lots of fun. "
         + "At the end of the day, Lily went home and told her mom about the dog. Her mom smiled and said, \"You are a good friend.\"";
