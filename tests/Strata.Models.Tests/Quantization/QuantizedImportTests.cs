@@ -202,3 +202,33 @@ public class QuantizedImportTests
         Assert.False(Directory.Exists(dir.Sub("pkg")));
     }
 }
+
+public class U8CheckpointTests
+{
+    [Fact]
+    public void A_checkpoint_weight_stored_as_U8_is_refused_naming_the_tensor()
+    {
+        using var dir = new ScratchDir();
+        var options = new SyntheticOptions { Layers = 1 };
+        SyntheticCheckpoint.Write(options, dir.Sub("src"));
+        string file = Path.Combine(dir.Sub("src"), HfCheckpoint.SingleFile);
+        var writer = new SafetensorsWriter();
+        using (var src = HfCheckpoint.Open(dir.Sub("src")))
+        {
+            foreach (string name in src.Names.Order(StringComparer.Ordinal))
+            {
+                var info = src.Get(name, file);
+                var raw = PackageAssert.Raw(src, name);
+                if (name == LlamaTensors.Mlp(0, "up"))
+                    writer.Add(name, TensorDType.U8, info.Shape, (o, d) => d.Fill(7));
+                else
+                    writer.Add(name, info.DType, info.Shape, (o, d) => raw.AsSpan((int)o, d.Length).CopyTo(d));
+            }
+        }
+        writer.Write(file + ".new");
+        File.Move(file + ".new", file, overwrite: true);
+        var e = Assert.Throws<ModelFormatException>(() => HfCheckpoint.Open(dir.Sub("src")));
+        Assert.Equal(LlamaTensors.Mlp(0, "up"), e.Item);
+        Assert.Contains("U8", e.Message);
+    }
+}
