@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Decode tokens/s of fp32, int8 and int4 (MatMulNBits) packages of the same weights, batch 1 and 16, one thread,
-# with each package's weight bytes and the memory its stage takes at load; on stories260K and a synthetic ~100M Llama.
+# Decode tokens/s of fp32, int8, int4 and int4 with a quantized LM head (MatMulNBits) packages of the same weights,
+# batch 1 and 16, one thread, with each package's weight bytes and the memory its stage takes at load (measured in a
+# fresh process per package); on stories260K and a synthetic ~100M Llama.
 # Usage: loadtests/bench-quant.sh [model-dir ...]   (default: models/stories260K and the "100m" preset under .strata/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
