@@ -7,6 +7,7 @@ using Strata.Engine.Runtime;
 using Strata.Engine.Sampling;
 using Strata.Engine.Serving;
 using Strata.Models;
+using Strata.Models.Checkpoints;
 
 namespace Strata.Grains.Stages;
 
@@ -93,7 +94,9 @@ internal sealed class StageWorker : IDisposable
         KvPool? pool = null;
         try
         {
-            long weights = tensors.Names.Sum(n => tensors.TryGet(n, out var i) ? i.ElementCount * Activations.ElementSize(runtime.Compute) : 0);
+            // Quantized weights' packed bytes stay bytes in the graph; every float tensor is held in the compute type.
+            long weights = tensors.Names.Sum(n => !tensors.TryGet(n, out var i) ? 0
+                : i.DType == TensorDType.U8 ? i.ElementCount : i.ElementCount * Activations.ElementSize(runtime.Compute));
             long slotBytes = runtime.KvBytesPerPosition * c.MaxContext;
             int slots = reserveMemory(weights, slotBytes, c.Slots);
             ReservedBytes = weights + slotBytes * slots;
