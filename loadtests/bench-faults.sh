@@ -52,10 +52,11 @@ start_silo() { # $1 = name
   for _ in $(seq 1 120); do grep -q "strata-silo ready" "$out/$1.log" && return 0; sleep 0.5; done
   echo "silo $1 did not start; see $out/$1.log"; exit 1
 }
-# The name of the silo that holds stage $1 of model $2.
+# The name of a live silo that holds a ready shard of stage $1 of model $2 (empty while none does: a replacement
+# may still be loading after the last kill).
 stage_silo() {
-  "$strata" cluster status "${flags[@]}" --model "$2" --json |
-    python3 -c "import json,sys; m=json.load(sys.stdin)['models'][0]; print([s['silo_name'] for s in m['stages'] if s['index']==$1][0])"
+  "$strata" cluster status "${flags[@]}" --model "$2" --json 2>/dev/null |
+    python3 -c "import json,sys; m=json.load(sys.stdin)['models'][0]; print(next((s['silo_name'] for s in m['stages'] if s['index']==$1 and s['state']=='ready' and s['silo_name']), ''))" || true
 }
 load() { # $1 = json path, $2 = requests
   "$loadtest" --model m "${flags[@]}" --concurrency 8 --requests "$2" --prompt-tokens 8 --max-new-tokens 64 \
@@ -72,7 +73,13 @@ load_pid=$!
 sleep 10
 : > "$out/kill-times.txt"
 for k in $(seq 1 "$kills"); do
-  victim=$(stage_silo $(( k % 2 )) m)
+  victim=""
+  for _ in $(seq 1 20); do
+    victim=$(stage_silo $(( k % 2 )) m)
+    if [ -n "$victim" ] && [ -n "${silo_pid[$victim]+set}" ]; then break; fi
+    victim=""; sleep 1
+  done
+  if [ -z "$victim" ]; then echo "kill $k: no live silo holds a ready shard of stage $(( k % 2 )); skipped"; sleep "$interval"; continue; fi
   date +%s%3N >> "$out/kill-times.txt"
   kill -9 "${silo_pid[$victim]}"
   echo "kill $k: $victim (stage $(( k % 2 )))"
