@@ -68,7 +68,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(header) as JsonObject ?? throw new ModelFormatException(path, null, "header is not a JSON object");
+            // Duplicate names are refused while parsing; JsonObject would otherwise throw ArgumentException on first use.
+            root = JsonNode.Parse(header, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                   ?? throw new ModelFormatException(path, null, "header is not a JSON object");
         }
         catch (JsonException e)
         {
