@@ -37,4 +37,22 @@ public sealed class SafetensorsRegressionTests : IDisposable
         var e = Refused(Write("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"data_offsets":[0,4]}}""", 4));
         Assert.Contains("data_offsets", e.Message);
     }
+
+    [Fact]
+    public void EmptyHeaderIsAFormatError()
+    {
+        // Was ArgumentOutOfRangeException from the view accessor: an 8-byte file whose header length is 0.
+        var e = Refused(Write("", 0));
+        Assert.Contains("header length 0", e.Message);
+    }
+
+    [Fact]
+    public void HeaderLongerThanTheFormatAllowsIsAFormatError()
+    {
+        // A header length past int.MaxValue that still fits the (sparse) file was an OverflowException from new byte[(int)n].
+        string path = Write("{}", 0, headerLength: 3UL << 30);
+        using (var f = File.OpenWrite(path)) f.SetLength((3L << 30) + 16);
+        var e = Refused(path);
+        Assert.Contains("outside [2, 100000000]", e.Message);
+    }
 }

@@ -16,6 +16,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private readonly byte* _base;
     private readonly Dictionary<string, TensorInfo> _tensors;
 
+    // The limit the safetensors format itself sets on the JSON header.
+    private const ulong MaxHeaderBytes = 100_000_000;
+
     private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, Dictionary<string, TensorInfo> tensors)
     {
         Path = path;
@@ -50,6 +53,10 @@ public sealed unsafe class SafetensorsFile : IDisposable
             if (headerLen > (ulong)(length - 8))
                 throw new ModelFormatException(path, null,
                     $"header length {headerLen} runs past the end of the file ({length} bytes); the file is truncated or not safetensors");
+            // The format caps the header at 100 MB; an empty one would not even hold "{}".
+            if (headerLen is < 2 or > MaxHeaderBytes)
+                throw new ModelFormatException(path, null,
+                    $"header length {headerLen} is outside [2, {MaxHeaderBytes}] bytes; the file is corrupt or not safetensors");
             var header = new byte[(int)headerLen];
             view.ReadArray(8, header, 0, header.Length);
             var tensors = ParseHeader(path, header, dataStart: 8 + (long)headerLen, fileLength: length);
