@@ -55,4 +55,37 @@ public sealed class SafetensorsRegressionTests : IDisposable
         var e = Refused(path);
         Assert.Contains("outside [2, 100000000]", e.Message);
     }
+
+    [Fact]
+    public void ShapeWhoseElementCountOverflowsIsAFormatError()
+    {
+        // Was OverflowException from the checked product of the shape.
+        var e = Refused(Write("""{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}""", 4));
+        Assert.Contains("shape [4294967296, 4294967296] of F32 needs more bytes", e.Message);
+    }
+
+    [Fact]
+    public void ShapeWhoseByteCountWrapsToTheOffsetsIsRefused()
+    {
+        // 2^62 F32 elements are 2^64 bytes, which wrapped to 0 and matched empty offsets: the tensor was accepted.
+        var e = Refused(Write("""{"a":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}}""", 4));
+        Assert.Contains("needs more bytes", e.Message);
+    }
+
+    [Fact]
+    public void NegativeBeginOffsetIsRefused()
+    {
+        // Was accepted: the tensor's bytes started inside the header.
+        var e = Refused(Write("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}""", 8));
+        Assert.Contains("0 <= begin <= end", e.Message);
+    }
+
+    [Fact]
+    public void EndOffsetThatOverflowsThePositionIsRefused()
+    {
+        // Was accepted: header end + offset wrapped negative and passed the end-of-file check, leaving a pointer
+        // far outside the mapped file.
+        var e = Refused(Write("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775799,9223372036854775807]}}""", 8));
+        Assert.Contains("past the end of the file", e.Message);
+    }
 }

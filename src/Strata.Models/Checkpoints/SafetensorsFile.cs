@@ -96,18 +96,27 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
             long[] shape = ReadLongs(path, name, t["shape"], "shape");
             long[] offsets = ReadLongs(path, name, t["data_offsets"], "data_offsets");
-            if (offsets.Length != 2 || offsets[0] > offsets[1])
-                throw new ModelFormatException(path, name, "data_offsets must be [begin, end] with begin <= end");
+            if (offsets.Length != 2 || offsets[0] < 0 || offsets[0] > offsets[1])
+                throw new ModelFormatException(path, name, "data_offsets must be [begin, end] with 0 <= begin <= end");
             if (shape.Any(d => d < 0)) throw new ModelFormatException(path, name, "shape has a negative dimension");
 
-            long elements = shape.Aggregate(1L, (a, b) => checked(a * b));
+            // Offsets and sizes come from the file: compare them with the bytes it holds before any arithmetic can overflow.
+            long dataLength = fileLength - dataStart;
+            if (offsets[1] > dataLength)
+                throw new ModelFormatException(path, name,
+                    $"data ends at byte {(Int128)dataStart + offsets[1]}, past the end of the file ({fileLength} bytes): the file is truncated");
             long bytes = offsets[1] - offsets[0];
-            if (bytes != elements * dtype.Size())
+            long needed = shape.Contains(0) ? 0 : dtype.Size();
+            foreach (long d in needed == 0 ? [] : shape)
+            {
+                if (needed > dataLength / d)
+                    throw new ModelFormatException(path, name,
+                        $"shape [{string.Join(", ", shape)}] of {dtypeText} needs more bytes than the file's {dataLength} bytes of data");
+                needed *= d;
+            }
+            if (bytes != needed)
                 throw new ModelFormatException(path, name,
-                    $"data_offsets cover {bytes} bytes but shape [{string.Join(", ", shape)}] of {dtypeText} needs {elements * dtype.Size()}");
-            if (dataStart + offsets[1] > fileLength)
-                throw new ModelFormatException(path, name,
-                    $"data ends at byte {dataStart + offsets[1]}, past the end of the file ({fileLength} bytes): the file is truncated");
+                    $"data_offsets cover {bytes} bytes but shape [{string.Join(", ", shape)}] of {dtypeText} needs {needed}");
             result[name] = new TensorInfo(name, dtype, shape, path, dataStart + offsets[0], bytes);
         }
         return result;
