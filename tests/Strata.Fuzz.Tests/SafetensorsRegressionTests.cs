@@ -88,4 +88,23 @@ public sealed class SafetensorsRegressionTests : IDisposable
         var e = Refused(Write("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[9223372036854775799,9223372036854775807]}}""", 8));
         Assert.Contains("past the end of the file", e.Message);
     }
+
+    [Fact]
+    public void LoneSurrogateEscapeIsAFormatError()
+    {
+        // Was InvalidOperationException ("incomplete UTF-16 JSON text") when the name was read.
+        var e = Refused(Write("""{"\ud800":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}""", 4));
+        Assert.Contains("not valid Unicode", e.Message);
+    }
+
+    [Fact]
+    public void InvalidUtf8InAStringIsAFormatError()
+    {
+        // Was InvalidOperationException ("Cannot transcode invalid UTF-8") when the dtype was read.
+        string path = Write("""{"a":{"dtype":"F3?","shape":[1],"data_offsets":[0,4]}}""", 4);
+        byte[] bytes = File.ReadAllBytes(path);
+        bytes[Array.IndexOf(bytes, (byte)'?')] = 0xFF;
+        File.WriteAllBytes(path, bytes);
+        Assert.Contains("not valid Unicode", Refused(path).Message);
+    }
 }

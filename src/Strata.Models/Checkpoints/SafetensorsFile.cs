@@ -59,7 +59,16 @@ public sealed unsafe class SafetensorsFile : IDisposable
                     $"header length {headerLen} is outside [2, {MaxHeaderBytes}] bytes; the file is corrupt or not safetensors");
             var header = new byte[(int)headerLen];
             view.ReadArray(8, header, 0, header.Length);
-            var tensors = ParseHeader(path, header, dataStart: 8 + (long)headerLen, fileLength: length);
+            Dictionary<string, TensorInfo> tensors;
+            try
+            {
+                tensors = ParseHeader(path, header, dataStart: 8 + (long)headerLen, fileLength: length);
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json decodes strings lazily: bad UTF-8 or a lone surrogate escape fails on first read.
+                throw new ModelFormatException(path, null, $"header holds a string that is not valid Unicode: {e.Message}", e);
+            }
             return new SafetensorsFile(path, map, view, tensors);
         }
         catch
