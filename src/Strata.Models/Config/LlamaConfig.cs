@@ -66,7 +66,8 @@ public sealed record LlamaConfig
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(json) as JsonObject
+            // Duplicate names are refused while parsing; JsonObject would otherwise throw ArgumentException on first use.
+            root = JsonNode.Parse(json, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
                    ?? throw new ModelFormatException(where, null, "expected a JSON object");
         }
         catch (JsonException e)
