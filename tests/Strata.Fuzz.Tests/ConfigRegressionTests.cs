@@ -20,4 +20,20 @@ public sealed class ConfigRegressionTests
         string json = Seeds.Read("config.json").Replace("\"rms_norm_eps\"", "\"rms_norm_eps\": 1e-5, \"rms_norm_eps\"", StringComparison.Ordinal);
         Assert.Contains("rms_norm_eps", Refused(json).Message);
     }
+
+    [Fact]
+    public void LoneSurrogateInAStringFieldIsAFormatErrorNamingIt()
+    {
+        // Was InvalidOperationException ("incomplete UTF-16 JSON text") from the lazy string read.
+        string json = Seeds.Read("config.json").Replace("\"silu\"", "\"\\ud800\"", StringComparison.Ordinal);
+        var e = Refused(json);
+        Assert.Equal("hidden_act", e.Item);
+    }
+
+    [Fact]
+    public void LoneSurrogateInAFieldNameIsAFormatError()
+    {
+        string json = Seeds.Read("config.json").Replace("\"use_cache\"", "\"\\udc00\"", StringComparison.Ordinal);
+        Assert.Contains("not valid Unicode", Refused(json).Message);
+    }
 }
