@@ -99,7 +99,9 @@ public sealed record PackageManifest
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new ModelFormatException(where, null, "expected a JSON object");
+            // Duplicate names are refused while parsing; JsonObject would otherwise throw ArgumentException on first use.
+            root = JsonNode.Parse(json, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                   ?? throw new ModelFormatException(where, null, "expected a JSON object");
         }
         catch (JsonException e)
         {
