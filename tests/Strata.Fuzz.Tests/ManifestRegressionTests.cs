@@ -20,4 +20,19 @@ public sealed class ManifestRegressionTests(PackageStore package) : IClassFixtur
         string json = package.ValidManifest.Replace("\"dtype\":", "\"dtype\": \"fp32\", \"dtype\":", StringComparison.Ordinal);
         Assert.Contains("dtype", Refused(json).Message);
     }
+
+    [Fact]
+    public void LoneSurrogateInAStringIsAFormatError()
+    {
+        // Was InvalidOperationException ("incomplete UTF-16 JSON text") from the lazy string read.
+        string json = package.ValidManifest.Replace("\"fp32\"", "\"\\ud800\"", StringComparison.Ordinal);
+        Assert.Contains("not valid Unicode", Refused(json).Message);
+    }
+
+    [Fact]
+    public void LoneSurrogateInAFieldNameIsAFormatError()
+    {
+        string json = package.ValidManifest.Replace("\"parameter_count\"", "\"\\udc00\"", StringComparison.Ordinal);
+        Assert.Contains("not valid Unicode", Refused(json).Message);
+    }
 }
