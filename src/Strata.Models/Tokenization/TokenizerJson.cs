@@ -56,9 +56,22 @@ internal readonly struct TokenizerJson(string file)
     public string? OptString(JsonElement? value, string path) => value switch
     {
         null => null,
-        { ValueKind: JsonValueKind.String } v => v.GetString()!,
+        { ValueKind: JsonValueKind.String } v => Text(v, path),
         { } v => throw Error(path, $"expected a string, got {v.ValueKind}"),
     };
+
+    /// <summary>A string value; System.Text.Json decodes lazily, so bad UTF-8 or a lone surrogate escape fails only here.</summary>
+    public string Text(JsonElement value, string path)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ModelFormatException(file, path, $"is not valid Unicode text: {e.Message}", e);
+        }
+    }
 
     public bool Bool(JsonElement? value, string path, bool fallback) => value switch
     {

@@ -15,6 +15,19 @@ internal static class TokenizerJsonReader
 
     public static HfTokenizer Read(string path, SpecialTokenSettings settings)
     {
+        try
+        {
+            return ReadDocument(path, settings);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A name (a vocab piece, a merge) with bad UTF-8 or a lone surrogate escape: System.Text.Json decodes lazily.
+            throw new ModelFormatException(path, null, $"holds text that is not valid Unicode: {e.Message}", e);
+        }
+    }
+
+    private static HfTokenizer ReadDocument(string path, SpecialTokenSettings settings)
+    {
         using var doc = TokenizerJson.Parse(path);
         var json = new TokenizerJson(path);
         var root = doc.RootElement;
@@ -102,7 +115,7 @@ internal static class TokenizerJsonReader
             if (item.ValueKind == JsonValueKind.String)
             {
                 // Legacy form "a b": exactly one space, as HF requires (pieces then cannot contain spaces).
-                string[] parts = item.GetString()!.Split(' ');
+                string[] parts = json.Text(item, path).Split(' ');
                 if (parts.Length != 2) throw json.Error(path, $"expected \"left right\", got {item.GetRawText()}");
                 (left, right) = (parts[0], parts[1]);
             }

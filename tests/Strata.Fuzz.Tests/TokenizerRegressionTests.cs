@@ -1,0 +1,51 @@
+using System.Text;
+using Strata.Models;
+using Strata.Models.Tokenization;
+
+namespace Strata.Fuzz.Tests;
+
+/// <summary>Crashes the tokenizer fuzzing found, each kept as a plain case.</summary>
+public sealed class TokenizerRegressionTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private ModelFormatException Refused(string tokenizerJson, (string File, string Text)? side = null) =>
+        Refused(Encoding.UTF8.GetBytes(tokenizerJson), side);
+
+    private ModelFormatException Refused(byte[] tokenizerJson, (string File, string Text)? side = null)
+    {
+        File.WriteAllBytes(_dir.File("tokenizer.json"), tokenizerJson);
+        if (side is { } s) File.WriteAllText(_dir.File(s.File), s.Text);
+        var e = Assert.Throws<ModelFormatException>(() => TokenizerLoader.Load(_dir.Path));
+        Assert.StartsWith(_dir.Path, e.File, StringComparison.Ordinal);
+        return e;
+    }
+
+    [Fact]
+    public void LoneSurrogateInAVocabPieceIsAFormatError()
+    {
+        // Was InvalidOperationException ("incomplete UTF-16 JSON text") when the vocab was read.
+        string json = TokenizerFuzzTests.ByteLevelTokenizer.Replace("\"ab\":2", "\"\\ud800\":2", StringComparison.Ordinal);
+        Assert.Contains("not valid Unicode", Refused(json).Message);
+    }
+
+    [Fact]
+    public void InvalidUtf8InAStringFieldIsAFormatErrorNamingIt()
+    {
+        // Was InvalidOperationException ("Cannot transcode invalid UTF-8") from the lazy string read.
+        byte[] json = Encoding.UTF8.GetBytes(TokenizerFuzzTests.ByteLevelTokenizer.Replace("\"behavior\":\"Isolated\"", "\"behavior\":\"Isolated?\"", StringComparison.Ordinal));
+        json[Array.IndexOf(json, (byte)'?')] = 0xC3;
+        var e = Refused(json);
+        Assert.Equal("pre_tokenizer.pretokenizers[0].behavior", e.Item);
+    }
+
+    [Fact]
+    public void LoneSurrogateInASpecialTokenNameIsAFormatError()
+    {
+        var e = Refused(TokenizerFuzzTests.ByteLevelTokenizer, ("special_tokens_map.json", """{"bos_token": "\udc00"}"""));
+        Assert.Equal("bos_token", e.Item);
+        Assert.EndsWith("special_tokens_map.json", e.File, StringComparison.Ordinal);
+    }
+}
