@@ -48,4 +48,22 @@ public sealed class TokenizerRegressionTests : IDisposable
         Assert.Equal("bos_token", e.Item);
         Assert.EndsWith("special_tokens_map.json", e.File, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void BosIdOutsideTheVocabularyIsRefused()
+    {
+        // Was accepted: config.json's bos_token_id -1 became the first id of every prompt.
+        var e = Refused(TokenizerFuzzTests.ByteLevelTokenizer, ("config.json", """{"bos_token_id": -1}"""));
+        Assert.Equal("bos_token_id", e.Item);
+        Assert.EndsWith("config.json", e.File, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void StopIdOutsideTheVocabularyIsRefusedNamingItsFile()
+    {
+        var e = Refused(TokenizerFuzzTests.ByteLevelTokenizer, ("generation_config.json", """{"eos_token_id": [5, 4096]}"""));
+        Assert.Equal("eos_token_id", e.Item);
+        Assert.EndsWith("generation_config.json", e.File, StringComparison.Ordinal);
+        Assert.Contains("4096", e.Message);
+    }
 }

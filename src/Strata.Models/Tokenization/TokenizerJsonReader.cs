@@ -74,9 +74,11 @@ internal static class TokenizerJsonReader
             if (id < 0 || id >= count) throw json.Error("post_processor", $"special token id {id} is outside the vocabulary");
         }
         int? bos = settings.ResolveBos(IdOf);
+        var stops = settings.ResolveStopIds(IdOf);
+        settings.CheckIds(Path.GetDirectoryName(path)!, bos, stops, count);
         var (pre, post) = settings.AdjustTemplate(prefix, suffix, bos, settings.ResolveEos(IdOf));
         return new HfTokenizer(new AddedTokenMatcher(added), normalizer, preTokenizer, byteLevel, model,
-            pre, post, decoding, bos, settings.ResolveStopIds(IdOf));
+            pre, post, decoding, bos, stops);
     }
 
     private static void CheckUnsupportedOptions(TokenizerJson json, JsonElement model)
