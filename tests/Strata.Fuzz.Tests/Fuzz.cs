@@ -31,13 +31,17 @@ internal static class Fuzz
         Func<Exception, string?> typed, int cases, Func<T, string>? print = null)
     {
         int n = Cases(cases);
-        gen.Sample(input => Once(() => parse(input), typed), iter: n, threads: 1, print: print);
+        int accepted = 0;
+        gen.Sample(input =>
+        {
+            if (Once(() => parse(input), typed)) accepted++;
+        }, iter: n, threads: 1, print: print);
         int total = Counts.AddOrUpdate(target, n, (_, c) => c + n);
-        output.WriteLine($"fuzz {target}: {n} cases passed ({total} for this target in this run)");
+        output.WriteLine($"fuzz {target}: {n} cases passed, {accepted} accepted and {n - accepted} refused with a typed error ({total} cases for this target in this run)");
     }
 
-    /// <summary>Runs one case with the hang bound; throws when it crashed or hung.</summary>
-    public static void Once(Action parse, Func<Exception, string?> typed)
+    /// <summary>Runs one case with the hang bound; throws when it crashed or hung, else says whether the input was accepted.</summary>
+    public static bool Once(Action parse, Func<Exception, string?> typed)
     {
         Exception? thrown = null;
         var run = Task.Factory.StartNew(() =>
@@ -52,8 +56,9 @@ internal static class Fuzz
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         if (!run.Wait(CaseTimeout)) throw new FuzzFailure($"hang: the case ran for more than {CaseTimeout.TotalSeconds} s");
-        if (thrown is null) return;
+        if (thrown is null) return true;
         if (typed(thrown) is { } why) throw new FuzzFailure($"{why}: {thrown.GetType().Name}: {thrown.Message}", thrown);
+        return false;
     }
 
     /// <summary>Accepts <typeparamref name="TError"/> whose message is not blank and passes <paramref name="names"/>.</summary>

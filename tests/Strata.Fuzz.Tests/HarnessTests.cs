@@ -7,7 +7,7 @@ public sealed class HarnessTests
 {
     [Fact]
     public void TypedErrorWithAMessagePasses() =>
-        Fuzz.Once(() => throw new ModelFormatException("f.json", "x", "bad"), Fuzz.Only<ModelFormatException>());
+        Assert.False(Fuzz.Once(() => throw new ModelFormatException("f.json", "x", "bad"), Fuzz.Only<ModelFormatException>()));
 
     [Fact]
     public void OtherExceptionTypesFail()
