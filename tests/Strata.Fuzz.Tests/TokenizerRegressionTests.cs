@@ -66,4 +66,14 @@ public sealed class TokenizerRegressionTests : IDisposable
         Assert.EndsWith("generation_config.json", e.File, StringComparison.Ordinal);
         Assert.Contains("4096", e.Message);
     }
+
+    [Fact]
+    public void InvalidUtf8WhereAnIdBelongsIsAFormatErrorNamingTheField()
+    {
+        // Was InvalidOperationException from GetRawText while the error message about the field was being written.
+        File.WriteAllBytes(_dir.File("generation_config.json"), [.. "{\"eos_token_id\": \""u8, 0xFF, .. "\"}"u8]);
+        var e = Refused(TokenizerFuzzTests.ByteLevelTokenizer);
+        Assert.Equal("eos_token_id", e.Item);
+        Assert.Contains("not valid UTF-8", e.Message);
+    }
 }

@@ -88,8 +88,21 @@ internal readonly struct TokenizerJson(string file)
     {
         null => null,
         { ValueKind: JsonValueKind.Number } v when v.TryGetInt32(out int i) => i,
-        { } v => throw Error(path, $"expected an integer, got {v.GetRawText()}"),
+        { } v => throw Error(path, $"expected an integer, got {Raw(v)}"),
     };
+
+    /// <summary>The value's JSON text for an error message; text that is not valid UTF-8 is named by its kind instead.</summary>
+    public static string Raw(JsonElement value)
+    {
+        try
+        {
+            return value.GetRawText();
+        }
+        catch (InvalidOperationException)
+        {
+            return $"a {value.ValueKind} that is not valid UTF-8";
+        }
+    }
 
     /// <summary>The <c>type</c> field of a component object (normalizer, pre-tokenizer, decoder, ...).</summary>
     public string TypeOf(JsonElement obj, string path) => String(Prop(Object(obj, path), "type"), path + ".type");

@@ -118,7 +118,7 @@ internal static class TokenizerJsonReader
             {
                 // Legacy form "a b": exactly one space, as HF requires (pieces then cannot contain spaces).
                 string[] parts = json.Text(item, path).Split(' ');
-                if (parts.Length != 2) throw json.Error(path, $"expected \"left right\", got {item.GetRawText()}");
+                if (parts.Length != 2) throw json.Error(path, $"expected \"left right\", got {TokenizerJson.Raw(item)}");
                 (left, right) = (parts[0], parts[1]);
             }
             else if (item.ValueKind == JsonValueKind.Array && item.GetArrayLength() == 2)
@@ -127,7 +127,7 @@ internal static class TokenizerJsonReader
             }
             else
             {
-                throw json.Error(path, $"expected \"left right\" or [\"left\", \"right\"], got {item.GetRawText()}");
+                throw json.Error(path, $"expected \"left right\" or [\"left\", \"right\"], got {TokenizerJson.Raw(item)}");
             }
             int l = vocab.TryGetValue(left, out int a) ? a : throw json.Error(path, $"'{left}' is not in model.vocab");
             int r = vocab.TryGetValue(right, out int b) ? b : throw json.Error(path, $"'{right}' is not in model.vocab");
