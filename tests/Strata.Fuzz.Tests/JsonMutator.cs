@@ -25,6 +25,9 @@ internal static class JsonMutator
         "[4294967296, 4294967296]", "[65536, 65536, 65536, 65536]", "[\"a\"]", "[[1]]", "{\"a\": 1}", "{\"type\": \"Sequence\"}",
     ];
 
+    // Larger inputs test the machine, not the parser.
+    private const int MaxChars = 8_000_000;
+
     /// <summary>A mutated copy of <paramref name="valid"/> as UTF-8 bytes.</summary>
     public static byte[] Mutate(string valid, int seed)
     {
@@ -34,7 +37,11 @@ internal static class JsonMutator
         int ops = rng.Next(1, 4);
         for (int i = 0; i < ops; i++) root = Apply(root, rng, raw);
         string text = root?.ToJsonString() ?? "null";
-        foreach (var (marker, replacement) in raw) text = text.Replace(marker, replacement, StringComparison.Ordinal);
+        foreach (var (marker, replacement) in raw)
+        {
+            text = text.Replace(marker, replacement, StringComparison.Ordinal);
+            if (text.Length > MaxChars) text = text[..MaxChars]; // truncated: still a valid case, and a bounded one
+        }
         byte[] bytes = Encoding.UTF8.GetBytes(text);
         return rng.Next(5) == 0 ? Corrupt(bytes, rng) : bytes;
     }
@@ -66,6 +73,8 @@ internal static class JsonMutator
             case 3 when node is JsonArray a: // more elements
                 int copies = rng.Next(1, rng.Next(2) == 0 ? 4 : 2000);
                 var item = a.Count > 0 ? a[rng.Next(a.Count)] : HostileNode(rng, raw);
+                // Copies of copies grow fast: keep a document within a few MB (markers expand later, by up to 10 KB each).
+                copies = Math.Min(copies, 2_000_000 / ((item?.ToJsonString().Length ?? 4) + 10_000) + 1);
                 for (int i = 0; i < copies; i++) a.Add(item?.DeepClone());
                 return root;
             case 4: // deep nesting
