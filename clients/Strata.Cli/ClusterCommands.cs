@@ -48,7 +48,7 @@ internal static class ClusterCommands
             output.Err.WriteLine($"draining {parse.GetValue(silo)}: placing replacements, then moving its sessions...");
             var report = await connection.Client.DrainAsync(parse.GetValue(silo)!);
             output.Out.WriteLine(report.ShardsLeft == 0
-                ? $"silo {report.Silo} drained: {report.ShardsMoved} shard(s) of {report.Models.Count} model(s) moved; it holds no stage"
+                ? $"silo {report.Silo} drained: {report.ShardsMoved} shard(s) of {report.Models.Count} model(s) moved, {report.SessionsMoved} running session(s) with them; it holds no stage"
                 : $"silo {report.Silo}: {report.ShardsMoved} shard(s) moved, {report.ShardsLeft} left (see the silo's log)");
             return report.ShardsLeft == 0 ? 0 : 2;
         });

@@ -63,6 +63,7 @@ internal static class DemoCommand
         string store = Path.Combine(work, "models");
         Directory.CreateDirectory(store);
         var package = PreparePackage(output, store, modelPath);
+        store = ServingStore(package, store);
         int layers = package.Config.NumLayers;
         int stagesWanted = stageCount ?? Math.Min(siloCount, layers);
         if (stagesWanted > layers) throw new CliUsageException($"--stages {stagesWanted} is more than the model's {layers} layers");
@@ -115,6 +116,13 @@ internal static class DemoCommand
         output.Out.WriteLine();
         output.Err.WriteLine($"[demo] {turn.Summary()}; seed {request.Seed}");
     }
+
+    /// <summary>The silos' model store for <paramref name="package"/>: <paramref name="store"/> when it was imported
+    /// there; the folder that holds it when a package was given in place (silos only load packages inside their store).</summary>
+    internal static string ServingStore(ModelPackage package, string store) =>
+        package.Directory.StartsWith(store + Path.DirectorySeparatorChar, StringComparison.Ordinal)
+            ? store
+            : Path.GetDirectoryName(package.Directory)!;
 
     /// <summary>The package to deploy: the given one, the given Hugging Face folder imported into the store, or a
     /// synthesized model imported into the store.</summary>

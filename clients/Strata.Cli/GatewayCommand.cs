@@ -29,10 +29,14 @@ internal static class GatewayCommand
         var urls = new Option<string>("--urls") { Description = $"Where to listen (default {DefaultUrl}; port 0 picks a free one)", DefaultValueFactory = _ => DefaultUrl };
         var config = new Option<string?>("--config") { Description = "A JSON settings file (section Gateway: Keys, limits)" };
         var embedded = new Option<string?>("--embedded") { Description = "Start a local 2-silo cluster in this process and deploy this model folder or package on it" };
+        var adminCert = new Option<string?>("--admin-cert")
+        {
+            Description = "Folder with ca.crt and admin.pfx: with --tls, the gateway signs the cluster control routes (/admin/v1, admin keys only) with it",
+        };
         var cluster = new ClusterFlags();
         var cmd = new Command("gateway", "Serve the OpenAI API (/v1/completions, /v1/chat/completions, /v1/models) over the cluster.")
         {
-            urls, config, embedded, KeyCommand(output),
+            urls, config, embedded, adminCert, KeyCommand(output),
         };
         cluster.AddTo(cmd);
         cmd.TreatUnmatchedTokensAsErrors = false;
@@ -45,7 +49,9 @@ internal static class GatewayCommand
             var builder = GatewayApp.CreateBuilder(extra, parse.GetValue(config));
             builder.WebHost.UseUrls(parse.GetValue(urls)!);
             string? model = parse.GetValue(embedded);
-            if (model is null) return await ServeAsync(output, builder, cluster.Get(parse), null, ct);
+            string? adminDir = parse.GetValue(adminCert);
+            if (model is null) return await ServeAsync(output, builder, cluster.Get(parse), adminDir, null, ct);
+            if (adminDir is not null) throw new CliUsageException("--admin-cert goes with --tls; --embedded runs without TLS");
             if (cluster.AnyGiven(parse)) throw new CliUsageException("--embedded starts its own cluster: leave out --redis, --gateway-port, --cluster-id and --tls");
             return await ServeEmbeddedAsync(output, builder, model, ct);
         });
@@ -72,6 +78,19 @@ internal static class GatewayCommand
         return cmd;
     }
 
+    private static Strata.Contracts.Security.ClusterTls LoadAdmin(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new CliUsageException($"--admin-cert {dir}: no such folder");
+        try
+        {
+            return Strata.Contracts.Security.ClusterTls.Load(dir, Strata.Contracts.Security.ClusterRole.Admin);
+        }
+        catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+        {
+            throw new CliUsageException($"--admin-cert {dir}: {e.Message}");
+        }
+    }
+
     private static async Task<int> ServeEmbeddedAsync(CliOutput output, WebApplicationBuilder builder, string model, CancellationToken ct)
     {
         if (!Directory.Exists(model)) throw new DirectoryNotFoundException($"--embedded {model}: no such folder");
@@ -81,7 +100,7 @@ internal static class GatewayCommand
         try
         {
             var package = DemoCommand.PreparePackage(output, store, model);
-            await using var cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions { Silos = 2, ModelStore = store, ClusterId = "strata-gateway" }, ct);
+            await using var cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions { Silos = 2, ModelStore = DemoCommand.ServingStore(package, store), ClusterId = "strata-gateway" }, ct);
             await using var connection = await ClusterConnection.ConnectAsync(cluster.Target, ct);
             int layers = package.Config.NumLayers;
             await connection.Client.DeployAsync(package.Name, new DeployRequest(package.Directory, Math.Min(2, layers),
@@ -98,7 +117,7 @@ internal static class GatewayCommand
                     ["Gateway:Keys:0:Admin"] = "true",
                 });
             }
-            return await ServeAsync(output, builder, null, (connection.Client, package.Name, devKey), ct);
+            return await ServeAsync(output, builder, null, null, (connection.Client, package.Name, devKey), ct);
         }
         finally
         {
@@ -107,15 +126,18 @@ internal static class GatewayCommand
         }
     }
 
-    private static async Task<int> ServeAsync(CliOutput output, WebApplicationBuilder builder, ClusterTarget? target,
+    private static async Task<int> ServeAsync(CliOutput output, WebApplicationBuilder builder, ClusterTarget? target, string? adminDir,
         (StrataClient Client, string Model, string? DevKey)? embedded, CancellationToken ct)
     {
         GatewayApp.ReadOptions(builder.Configuration); // bad settings fail before connecting
+        if (adminDir is not null && target?.Tls is null) throw new CliUsageException("--admin-cert needs --tls: without TLS the cluster checks no certificate");
+        var control = adminDir is null ? null : LoadAdmin(adminDir);
         // The gateway is a cluster client, not an administrator: with TLS it presents client.pfx.
         ClusterConnection? connection = target is null ? null : await ClusterConnection.ConnectAsync(target, ct, Strata.Contracts.Security.ClusterRole.Client);
         try
         {
             var client = embedded?.Client ?? connection!.Client;
+            if (control is not null) client.WithControlCertificate(control);
             await using var app = GatewayApp.Build(builder, client);
             try
             {

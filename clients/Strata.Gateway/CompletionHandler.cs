@@ -149,7 +149,7 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
         }
     }
 
-    private async Task<JsonDocument> ReadBody(HttpContext http)
+    internal async Task<JsonDocument> ReadBody(HttpContext http)
     {
         if (http.Request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
             throw new OpenAiException(415, "invalid_request_error", $"the body must be application/json, got '{type}'");
@@ -180,6 +180,7 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
                     ErrorCodes.ContextOverflow => new(400, "invalid_request_error", s.Message, "messages", "context_length_exceeded"),
                     ErrorCodes.ModelNotFound => new(404, "invalid_request_error", s.Message, "model", "model_not_found"),
                     ErrorCodes.NotFound => new(404, "invalid_request_error", s.Message, SessionHeader, "session_not_found"),
+                    ErrorCodes.Forbidden => new(403, "permission_error", s.Message, code: "forbidden"),
                     ErrorCodes.Overloaded => new(429, "rate_limit_error", s.Message, code: "server_overloaded", retryAfter: TimeSpan.FromSeconds(1)),
                     ErrorCodes.ModelNotReady => new(503, "server_error", s.Message, code: "model_not_ready", retryAfter: TimeSpan.FromSeconds(5)),
                     _ => new(503, "server_error", s.Message, code: s.Code, retryAfter: TimeSpan.FromSeconds(2)),

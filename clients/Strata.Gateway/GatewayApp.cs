@@ -16,7 +16,8 @@ public sealed class GatewayConfigException(string message) : Exception(message);
 /// <summary>
 /// Builds the gateway: an ASP.NET Core app over a connected <see cref="StrataClient"/>. Routes:
 /// <c>GET /health</c> (no key), <c>GET /ready</c>, <c>GET /v1/models</c>, <c>POST /v1/completions</c>,
-/// <c>POST /v1/chat/completions</c>, <c>GET|DELETE /v1/sessions/{id}</c>. Every route but <c>/health</c> needs an
+/// <c>POST /v1/chat/completions</c>, <c>GET|DELETE /v1/sessions/{id}</c>, and for admin keys the cluster control
+/// routes under <c>/admin/v1</c> (<see cref="AdminHandler"/>). Every route but <c>/health</c> needs an
 /// API key; each key is limited in requests per second and streams in flight (ASP.NET Core rate limiting) and in
 /// tokens per minute (<see cref="TokenQuota"/>).
 /// </summary>
@@ -71,6 +72,7 @@ public static class GatewayApp
         builder.Services.AddSingleton(client);
         builder.Services.AddSingleton(new ApiKeyStore(options, clock));
         builder.Services.AddSingleton<CompletionHandler>();
+        builder.Services.AddSingleton<AdminHandler>();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Encoder = OpenAiResponses.Json.Encoder);
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = options.MaxBodyBytes);
         builder.Services.AddRateLimiter(o =>
@@ -109,6 +111,11 @@ public static class GatewayApp
         app.MapPost("/v1/chat/completions", (HttpContext http) => handler.Complete(http, chat: true)).RequireRateLimiting(PerKey);
         app.MapGet("/v1/sessions/{id}", handler.GetSession).RequireRateLimiting(PerKey);
         app.MapDelete("/v1/sessions/{id}", handler.DeleteSession).RequireRateLimiting(PerKey);
+        var admin = app.Services.GetRequiredService<AdminHandler>();
+        app.MapGet("/admin/v1/cluster", admin.Cluster).RequireRateLimiting(PerKey);
+        app.MapPost("/admin/v1/models", admin.Deploy).RequireRateLimiting(PerKey);
+        app.MapPost("/admin/v1/models/{name}/scale", admin.Scale).RequireRateLimiting(PerKey);
+        app.MapPost("/admin/v1/silos/{silo}/drain", admin.Drain).RequireRateLimiting(PerKey);
         app.MapFallback((HttpContext http) => OpenAiResponses.WriteError(http,
             new OpenAiException(404, "invalid_request_error", $"no route {http.Request.Method} {http.Request.Path}", code: "unknown_url"), http.RequestAborted));
         return app;

@@ -54,7 +54,7 @@ internal static class BatchBenchmark
 
     /// <summary>Prefills <paramref name="rows"/> sequences (slots 0..rows-1), then times <paramref name="steps"/>
     /// decode steps that run all rows as one batch.</summary>
-    private static double TokensPerSecond(StageRuntime runtime, KvPool pool, int rows, int promptTokens, int steps, float[] logits)
+    internal static double TokensPerSecond(StageRuntime runtime, KvPool pool, int rows, int promptTokens, int steps, float[] logits)
     {
         int vocab = runtime.Config.VocabSize;
         var next = new int[rows];

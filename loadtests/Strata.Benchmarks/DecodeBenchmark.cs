@@ -30,7 +30,9 @@ internal static class DecodeBenchmark
         Console.WriteLine($"threads: {threads}; batch 1; {promptTokens} prompt tokens; {tokens} decode tokens x {rounds} rounds per configuration");
 
         var pipelines = stageCounts.Select(k => LocalPipeline.Load(c, loaded.Tensors, k, engine)).ToArray();
-        long weightBytes = WeightBytesPerToken(c);
+        long weightBytes = loaded.Package is { } package
+            ? Strata.Models.Planning.ModelFootprint.From(package.Manifest, 4) is var f ? f.LayerBytes.Sum() + f.HeadBytes : 0
+            : WeightBytesPerToken(c);
         List<double>[] samples;
         try
         {
@@ -79,7 +81,8 @@ internal static class DecodeBenchmark
         return tokens / sw.Elapsed.TotalSeconds;
     }
 
-    /// <summary>fp32 bytes a decode step reads: every layer weight and the LM head; one embedding row only.</summary>
+    /// <summary>fp32 bytes a decode step reads: every layer weight and the LM head; one embedding row only. (For a
+    /// package, its layer and head files as stored, quantized or not.)</summary>
     private static long WeightBytesPerToken(Strata.Models.Config.LlamaConfig c)
     {
         long h = c.HiddenSize, q = (long)c.NumHeads * c.HeadDim, kv = (long)c.NumKvHeads * c.HeadDim, f = c.IntermediateSize;

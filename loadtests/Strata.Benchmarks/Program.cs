@@ -6,6 +6,9 @@ return args.FirstOrDefault() switch
     "bandwidth" => BandwidthBenchmark.Run(args[1..]),
     "cluster" => ClusterBenchmark.Run(args[1..]),
     "batch" => BatchBenchmark.Run(args[1..]),
+    "overhead" => OverheadBenchmark.Run(args[1..]),
+    "quant" => QuantBenchmark.Run(args[1..]),
+    "load-memory" => QuantBenchmark.RunLoadMemory(args[1..]),
     _ => Usage(),
 };
 
@@ -15,7 +18,10 @@ static int Usage()
         usage:
           Strata.Benchmarks decode --model DIR [--stages 1,4] [--threads N] [--tokens N] [--prompt-tokens N] [--rounds N] [--json PATH]
           Strata.Benchmarks batch --model DIR [--batches 1,16] [--threads N] [--steps N] [--prompt-tokens N] [--rounds N] [--json PATH]
+          Strata.Benchmarks quant --model HF-DIR [--batches 1,16] [--threads N] [--block 32] [--accuracy-level 4] [--steps N] [--rounds N] [--work DIR] [--json PATH]
+          Strata.Benchmarks load-memory --package DIR [--threads N] [--max-context N] [--accuracy-level N]
           Strata.Benchmarks bandwidth [--threads N] [--mib N]
+          Strata.Benchmarks overhead --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 2] [--tokens 64] [--rounds 3] [--concurrency 1,16] [--json PATH]
           Strata.Benchmarks cluster --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 4] [--tokens 32] [--rounds 5] [--json PATH]
         """);
     return 2;

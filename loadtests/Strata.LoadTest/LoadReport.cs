@@ -25,10 +25,17 @@ internal sealed class LoadReport
         MaxItl = LatencyStats.Of(ok.Where(r => r.ChunkMs.Count > 1).Select(r => r.ChunkMs.Zip(r.ChunkMs.Skip(1), (a, b) => b - a).Max()));
         E2E = LatencyStats.Of(ok.Select(r => r.E2EMs));
         OutputLengths = LatencyStats.Of(ok.Select(r => (double)r.OutputTokens));
+        Goodput = options.Slo.Any ? Goodput.Of(run.Requests, run.WallSeconds, options.Slo) : null;
         Errors = run.Requests.Where(r => !r.Ok).GroupBy(r => r.Error!).OrderByDescending(g => g.Count())
             .Select(g => (g.Key, g.Count())).ToArray();
     }
 
+    public LoadTestOptions Options => _o;
+    public string Model => _model;
+    public ClusterShape Shape => _shape;
+    public RunResult Run => _run;
+    /// <summary>Concurrency of a closed-loop run; null with --rate.</summary>
+    public int? Concurrency => _o.ClosedLoop ? _o.Clients : null;
     public int Completed { get; }
     public int Failed { get; }
     public long OutputTokens { get; }
@@ -42,6 +49,8 @@ internal sealed class LoadReport
     public LatencyStats E2E { get; }
     public LatencyStats OutputLengths { get; }
     public IReadOnlyList<(string Error, int Count)> Errors { get; }
+    /// <summary>Requests meeting every SLO given; null when none was.</summary>
+    public Goodput? Goodput { get; }
 
     public void WriteSummary(TextWriter w)
     {
@@ -70,6 +79,12 @@ internal sealed class LoadReport
         w.WriteLine(string.Create(ci, $"{"latency (ms)",-14}{"p50",10}{"p90",10}{"p99",10}{"mean",10}{"n",8}"));
         foreach (var (name, s) in new[] { ("ttft", Ttft), ("tpot", Tpot), ("itl", Itl), ("max itl", MaxItl), ("e2e", E2E) })
             w.WriteLine(string.Create(ci, $"{name,-14}{s.P50,10:F2}{s.P90,10:F2}{s.P99,10:F2}{s.Mean,10:F2}{s.Count,8}"));
+        if (Goodput is { } g)
+        {
+            w.WriteLine(string.Create(ci, $"{"slo",-28}{_o.Slo.Describe()}"));
+            w.WriteLine(string.Create(ci, $"{"goodput (req/s)",-28}{g.RequestsPerSecond:F2}"));
+            w.WriteLine(string.Create(ci, $"{"meeting every slo",-28}{g.Met}/{g.Sent} ({g.Fraction * 100:F1}%)"));
+        }
         w.WriteLine("==========================================");
         w.Flush();
     }
@@ -96,12 +111,17 @@ internal sealed class LoadReport
             ["max_itl_ms"] = new Dictionary<string, object> { ["p50"] = MaxItl.P50, ["p99"] = MaxItl.P99, ["max"] = MaxItl.Max, ["count"] = MaxItl.Count },
             ["e2e_ms"] = Stats(E2E),
             ["output_tokens_per_request"] = Stats(OutputLengths),
+            ["slo"] = _o.Slo.Any ? new Dictionary<string, object?> { ["ttft_ms"] = _o.Slo.TtftMs, ["tpot_ms"] = _o.Slo.TpotMs, ["e2e_ms"] = _o.Slo.E2EMs } : null,
+            ["goodput"] = Goodput is { } g
+                ? new Dictionary<string, object> { ["requests_per_second"] = g.RequestsPerSecond, ["requests_meeting_slo"] = g.Met, ["fraction"] = g.Fraction }
+                : null,
             ["percentiles"] = "linear interpolation (numpy default)",
             ["requests"] = _o.PerRequest
                 ? _run.Requests.Select(r => new Dictionary<string, object?>
                 {
                     ["sent_unix_ms"] = _run.StartedUnixMs + r.SentMs,
                     ["chunk_unix_ms"] = r.ChunkMs.Select(c => Math.Round(_run.StartedUnixMs + c, 1)).ToArray(),
+                    ["chunk_tokens"] = r.ChunkTokens.ToArray(),
                     ["error"] = r.Error,
                 }).ToArray()
                 : null,

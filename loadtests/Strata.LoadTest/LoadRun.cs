@@ -105,6 +105,7 @@ internal sealed class LoadRun(LoadTestOptions options, StrataClient client, stri
                 if (chunk.TokenIds.Length == 0) continue;
                 r.FirstTokenMs ??= t;
                 r.ChunkMs.Add(t);
+                r.ChunkTokens.Add(chunk.TokenIds.Length);
                 r.OutputTokens += chunk.TokenIds.Length;
                 Interlocked.Add(ref _tokens, chunk.TokenIds.Length);
             }

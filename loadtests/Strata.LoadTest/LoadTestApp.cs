@@ -32,6 +32,10 @@ internal static class LoadTestApp
         }
         try
         {
+            // Checked before a run, so that minutes of load are not measured for a report that cannot be written.
+            if (options.Report is not null && File.Exists(options.Report))
+                throw new UsageException($"--report {options.Report} is a file; give a folder (it is created if missing)");
+            if (options.Compare is not null) return Compare.Run(options, stdout, stderr);
             return options.Embedded
                 ? await RunEmbeddedAsync(options, stdout, stderr, redrawProgress, cancellation)
                 : await RunRemoteAsync(options, stdout, stderr, redrawProgress, cancellation);
@@ -90,8 +94,8 @@ internal static class LoadTestApp
             if (o.PromptTokens + o.MaxNewTokens > package.Config.MaxPositionEmbeddings)
                 throw new UsageException($"--prompt-tokens + --max-new-tokens exceeds the model's {package.Config.MaxPositionEmbeddings} positions");
             int maxContext = Math.Min(package.Config.MaxPositionEmbeddings, o.PromptTokens + o.MaxNewTokens + 8);
-            int maxSessions = o.MaxSessions ?? (o.ClosedLoop ? o.Clients : Math.Min(o.Requests, 64));
-            if (o.ClosedLoop && maxSessions < o.Clients) throw new UsageException($"--max-sessions {maxSessions} is below --concurrency {o.Clients}");
+            int maxSessions = o.MaxSessions ?? (o.ClosedLoop ? o.Levels.Max() : Math.Min(o.Requests, 64));
+            if (o.ClosedLoop && maxSessions < o.Levels.Max()) throw new UsageException($"--max-sessions {maxSessions} is below --concurrency {o.Levels.Max()}");
             string model = o.Model ?? package.Name;
 
             var clock = Stopwatch.StartNew();
@@ -133,17 +137,54 @@ internal static class LoadTestApp
     private static async Task<int> MeasureAsync(LoadTestOptions o, StrataClient client, string model, int vocab, ClusterShape shape,
         TextWriter stdout, TextWriter stderr, bool redraw, CancellationToken ct)
     {
-        var run = new LoadRun(o, client, model, vocab);
-        var result = await run.ExecuteAsync(stderr, redraw, ct);
-        var report = new LoadReport(o, model, vocab, shape, result);
-        report.WriteSummary(stdout);
+        var reports = new List<LoadReport>();
+        var levels = o.ClosedLoop ? o.Levels : [0];
+        for (int i = 0; i < levels.Count; i++)
+        {
+            var lo = o.ClosedLoop ? o with { Concurrency = levels[i], Sweep = null } : o;
+            if (levels.Count > 1) stderr.WriteLine($"[load] sweep level {i + 1}/{levels.Count}: concurrency {levels[i]}");
+            var result = await new LoadRun(lo, client, model, vocab).ExecuteAsync(stderr, redraw, ct);
+            var report = new LoadReport(lo, model, vocab, shape, result);
+            report.WriteSummary(stdout);
+            reports.Add(report);
+        }
+        if (reports.Count > 1) WriteSweepSummary(reports, stdout);
         if (o.Json is not null)
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(o.Json));
             if (dir is not null) Directory.CreateDirectory(dir);
-            await File.WriteAllTextAsync(o.Json, JsonSerializer.Serialize(report.ToJson(), new JsonSerializerOptions { WriteIndented = true }), ct);
+            await File.WriteAllTextAsync(o.Json, JsonSerializer.Serialize(Json(reports), new JsonSerializerOptions { WriteIndented = true }), ct);
+        }
+        if (o.Report is not null)
+        {
+            string? chartError = ReportDocument.Write(o.Report, RunReport.Content(reports), () => Charts.Draw(reports));
+            if (chartError is not null) stderr.WriteLine($"[load] {chartError}");
+            stderr.WriteLine($"[load] report written to {Path.Combine(o.Report, "report.md")} and report.html");
         }
         return 0;
+    }
+
+    /// <summary>One run: its report's JSON as it always was. A sweep: the same fields for the highest concurrency
+    /// (so readers of single runs still read it), plus <c>levels</c>, every level's full result in the order run.</summary>
+    internal static Dictionary<string, object?> Json(IReadOnlyList<LoadReport> reports)
+    {
+        if (reports.Count == 1) return reports[0].ToJson();
+        var root = reports.MaxBy(r => r.Concurrency)!.ToJson();
+        root["concurrency_levels"] = reports.Select(r => r.Concurrency).ToArray();
+        root["levels"] = reports.Select(r => r.ToJson()).ToArray();
+        return root;
+    }
+
+    private static void WriteSweepSummary(IReadOnlyList<LoadReport> reports, TextWriter w)
+    {
+        bool slo = reports[0].Goodput is not null;
+        w.WriteLine("============ Strata load test: concurrency sweep ============");
+        w.WriteLine($"{"concurrency",12}{"req/s",10}{"tok/s",10}{"ttft p50",10}{"tpot p50",10}{"e2e p99",10}{"failed",8}{(slo ? "  goodput" : "")}");
+        foreach (var r in reports)
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{r.Concurrency,12}{r.RequestsPerSecond,10:F2}{r.OutputTokensPerSecond,10:F1}{r.Ttft.P50,10:F2}{r.Tpot.P50,10:F2}{r.E2E.P99,10:F2}{r.Failed,8}{(slo ? $"{r.Goodput!.RequestsPerSecond,9:F2}" : "")}"));
+        w.WriteLine("=============================================================");
+        w.Flush();
     }
 }
 

@@ -9,22 +9,36 @@ internal sealed class UsageException(string message) : Exception(message);
 internal sealed record LoadTestOptions
 {
     public const string Usage = """
-        usage: strata-loadtest [--concurrency N | --rate R|inf] --requests N --prompt-tokens N --max-new-tokens N
+        usage: strata-loadtest [--concurrency N[,N...] | --rate R|inf] --requests N --prompt-tokens N --max-new-tokens N
                                --model NAME (--redis HOST:PORT | --gateway-port N[,N...] | --embedded --model-path DIR --stages K [--silos N])
                                [--vocab N] [--cluster-id ID] [--max-sessions N] [--json PATH [--per-request]] [--seed S] [--timeout SECONDS]
-          --concurrency N     closed loop: N clients, each sends its next request when its previous one ends (default 1)
+                               [--slo-ttft-ms MS] [--slo-tpot-ms MS] [--slo-e2e-ms MS] [--report DIR]
+               strata-loadtest --compare A.json B.json [--report DIR]
+          --concurrency N     closed loop: N clients, each sends its next request when its previous one ends (default 1);
+                              a list (1,2,4,8) sweeps: one run of --requests per level, in the same process and cluster
           --rate R            open loop: Poisson arrivals at R requests/s (exponential gaps, seeded); 'inf' sends all at once
-          --requests N        total requests (default 100)
+          --requests N        total requests (per level in a sweep; default 100)
           --prompt-tokens N   synthetic prompt of N random ids in [3, vocab), sent as PromptIds (default 32)
           --max-new-tokens N  tokens per request, EOS ignored (default 32)
           --vocab N           vocabulary size for the prompt ids when not embedded (default 256)
           --embedded          start a cluster in this process, deploy --model-path over --stages stages on --silos silos (default 2)
-          --max-sessions N    sessions per stage when deploying embedded (default: concurrency, or min(requests, 64) with --rate)
+          --max-sessions N    sessions per stage when deploying embedded (default: the highest concurrency, or min(requests, 64) with --rate)
           --timeout SECONDS   per request (default 120)
           --per-request       the JSON also lists every request: its send time and chunk arrival times (unix ms)
+          --slo-ttft-ms MS    goodput target: time to first token at most MS (likewise --slo-tpot-ms, --slo-e2e-ms);
+                              goodput = completed requests per second that met every target given
+          --report DIR        write DIR/report.md, DIR/report.html (charts embedded) and the charts as PNG files
+          --compare A B       compare two --json results: key metrics side by side with B/A ratios
         """;
 
     public int? Concurrency { get; init; }
+    /// <summary>The concurrency levels of a sweep (more than one); null for a single run.</summary>
+    public int[]? Sweep { get; init; }
+    public SloTargets Slo { get; init; } = SloTargets.None;
+    /// <summary>Folder for report.md, report.html and the charts.</summary>
+    public string? Report { get; init; }
+    /// <summary>The two JSON results of <c>--compare</c>; null when running load.</summary>
+    public string[]? Compare { get; init; }
     /// <summary>Requests per second; +infinity = all at once; null = closed loop.</summary>
     public double? Rate { get; init; }
     public int Requests { get; init; } = 100;
@@ -49,6 +63,8 @@ internal sealed record LoadTestOptions
 
     public bool ClosedLoop => Rate is null;
     public int Clients => Concurrency ?? 1;
+    /// <summary>Every concurrency level to run, in the order given (one for a single closed-loop run).</summary>
+    public IReadOnlyList<int> Levels => Sweep ?? [Clients];
     public string Arrivals => Rate is null ? $"closed loop, {Clients} concurrent clients"
         : double.IsPositiveInfinity(Rate.Value) ? "all at once (rate inf)"
         : string.Create(CultureInfo.InvariantCulture, $"Poisson, {Rate.Value:G} requests/s");
@@ -66,7 +82,7 @@ internal sealed record LoadTestOptions
                 ? v : throw new UsageException($"{flag} needs a positive number, got '{args[i]}'");
             o = flag switch
             {
-                "--concurrency" => o with { Concurrency = Int(1) },
+                "--concurrency" => ParseLevels(o, flag, Value()),
                 "--rate" => o with { Rate = ParseRate(Value()) },
                 "--requests" => o with { Requests = Int(1) },
                 "--prompt-tokens" => o with { PromptTokens = Int(1) },
@@ -85,8 +101,18 @@ internal sealed record LoadTestOptions
                 "--per-request" => o with { PerRequest = true },
                 "--seed" => o with { Seed = ulong.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out ulong s) ? s : throw new UsageException($"--seed needs a non-negative integer, got '{args[i]}'") },
                 "--timeout" => o with { TimeoutSeconds = Positive() },
+                "--slo-ttft-ms" => o with { Slo = o.Slo with { TtftMs = Positive() } },
+                "--slo-tpot-ms" => o with { Slo = o.Slo with { TpotMs = Positive() } },
+                "--slo-e2e-ms" => o with { Slo = o.Slo with { E2EMs = Positive() } },
+                "--report" => o with { Report = Value() },
+                "--compare" => o with { Compare = [Value(), Value()] },
                 _ => throw new UsageException($"unknown flag '{flag}'"),
             };
+        }
+        if (o.Compare is not null)
+        {
+            bool onlyReport = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).All(a => a is "--compare" or "--report");
+            return onlyReport ? o : throw new UsageException("--compare takes two JSON files and at most --report DIR, no other flags");
         }
         if (o.Concurrency is not null && o.Rate is not null) throw new UsageException("give --concurrency or --rate, not both");
         int targets = (o.Redis is null ? 0 : 1) + (o.GatewayPorts is null ? 0 : 1) + (o.Embedded ? 1 : 0);
@@ -95,6 +121,14 @@ internal sealed record LoadTestOptions
         if (!o.Embedded && (o.ModelPath is not null || o.Stages is not null)) throw new UsageException("--model-path and --stages go with --embedded");
         if (!o.Embedded && o.Model is null) throw new UsageException("--model NAME is required against a running cluster");
         return o;
+    }
+
+    private static LoadTestOptions ParseLevels(LoadTestOptions o, string flag, string s)
+    {
+        var levels = s.Split(',').Select(p => int.TryParse(p, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 1
+            ? v : throw new UsageException($"{flag} needs an integer >= 1 or a list of them (1,2,4,8), got '{s}'")).ToArray();
+        if (levels.Distinct().Count() != levels.Length) throw new UsageException($"{flag} lists a level twice: '{s}'");
+        return o with { Concurrency = levels[0], Sweep = levels.Length > 1 ? levels : null };
     }
 
     private static double ParseRate(string s)

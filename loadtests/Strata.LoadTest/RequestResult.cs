@@ -9,6 +9,8 @@ internal sealed class RequestResult
     public double? FirstTokenMs { get; set; }
     /// <summary>Arrival of every chunk that carries tokens.</summary>
     public List<double> ChunkMs { get; } = [];
+    /// <summary>Tokens each chunk of <see cref="ChunkMs"/> carried (same order and length).</summary>
+    public List<int> ChunkTokens { get; } = [];
     public double EndMs { get; set; }
     public int OutputTokens { get; set; }
     public string? FinishReason { get; set; }

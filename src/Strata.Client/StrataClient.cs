@@ -30,6 +30,8 @@ public sealed class StrataClient : IAsyncDisposable
         _clusterId = clusterId;
     }
 
+    private ClusterTls? _control;
+
     /// <summary>
     /// Runs a control call (deploy, scale, drain) with the proof that this client holds the admin certificate
     /// (<see cref="ControlToken"/>) when it connected over TLS as an administrator; silos with TLS on refuse control
@@ -37,8 +39,8 @@ public sealed class StrataClient : IAsyncDisposable
     /// </summary>
     private async Task<T> AsAdmin<T>(Func<Task<T>> call)
     {
-        if (_tls is not { Role: ClusterRole.Admin or ClusterRole.Silo }) return await call();
-        RequestContext.Set(ControlToken.Key, ControlToken.Create(_tls, _clusterId, DateTimeOffset.UtcNow));
+        if ((_control ?? _tls) is not { Role: ClusterRole.Admin or ClusterRole.Silo } signer) return await call();
+        RequestContext.Set(ControlToken.Key, ControlToken.Create(signer, _clusterId, DateTimeOffset.UtcNow));
         try
         {
             return await call();
@@ -47,6 +49,20 @@ public sealed class StrataClient : IAsyncDisposable
         {
             RequestContext.Remove(ControlToken.Key);
         }
+    }
+
+    /// <summary>Whether this client's control calls (deploy, scale, drain) can pass: the cluster has no TLS, or the
+    /// client connected with, or was given, an admin certificate.</summary>
+    public bool CanControl => _tls is null || (_control ?? _tls).Role is ClusterRole.Admin or ClusterRole.Silo;
+
+    /// <summary>Signs this client's control calls with <paramref name="admin"/> (an admin certificate of the cluster's
+    /// CA) while it stays connected with its own certificate: a gateway connects as a client and controls the cluster
+    /// only for its admin keys.</summary>
+    public StrataClient WithControlCertificate(ClusterTls admin)
+    {
+        if (admin.Role != ClusterRole.Admin) throw new ArgumentException($"a control certificate must be an admin certificate, not {admin.Role}", nameof(admin));
+        _control = admin;
+        return this;
     }
 
     /// <summary>The underlying Orleans client.</summary>
@@ -81,6 +97,7 @@ public sealed class StrataClient : IAsyncDisposable
             else client.UseStaticClustering(ports.Select(p => new IPEndPoint(IPAddress.Loopback, p)).ToArray());
             client.Configure<ClusterOptions>(o => { o.ClusterId = clusterId; o.ServiceId = clusterId; });
             client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
+            client.AddActivityPropagation(); // a traced request's context reaches the session and the stages
             if (tls is not null) client.UseTls(tls.Certificate, tls.Apply);
             // A call to a silo that died waits this long before it fails (the stream of a session whose silo died,
             // for one): short, above the silos' stream heartbeat (half their 6 s call timeout). Long operations
@@ -197,6 +214,23 @@ public sealed class StrataClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="call"/> with <paramref name="span"/> as the current activity (an async iterator
+    /// resumes under its caller's context, so the span is set again for each call it makes).</summary>
+    private static async Task<T> Traced<T>(System.Diagnostics.Activity? span, Func<Task<T>> call)
+    {
+        if (span is null) return await call();
+        var previous = System.Diagnostics.Activity.Current;
+        System.Diagnostics.Activity.Current = span;
+        try
+        {
+            return await call();
+        }
+        finally
+        {
+            System.Diagnostics.Activity.Current = previous;
+        }
+    }
+
     /// <summary>Streams one turn of session <paramref name="sessionId"/>. While the cluster settles after the loss of
     /// a silo a call can be refused before the first chunk; the turn has then not started, and starting it is
     /// retried for up to <see cref="StartRetryWindow"/>. When the stream breaks after it began (the session grain's
@@ -211,7 +245,10 @@ public sealed class StrataClient : IAsyncDisposable
         int resumes = 0;
         var session = Orleans.GetGrain<ISessionGrain>(sessionId);
         var gaps = new GapWatch();
-        var (stream, any) = await StartTurn(sessionId, request, cancellation);
+        // The request's trace (when a tracer listens): every call that starts or resumes the turn runs under it.
+        using var span = StrataTracing.StartSpan("strata.generate", System.Diagnostics.ActivityKind.Client);
+        if (StrataTracing.Records(span)) span.SetTag("strata.session", sessionId).SetTag("strata.model", request.Model);
+        var (stream, any) = await Traced(span, () => StartTurn(sessionId, request, cancellation));
         try
         {
             while (any)
@@ -232,7 +269,9 @@ public sealed class StrataClient : IAsyncDisposable
                 if (!IsBrokenStream(error) || turn is null || ++resumes > MaxResumes || cancellation.IsCancellationRequested)
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
                 _ = DisposeQuietly(stream); // its grain may be gone: do not wait on it
-                (stream, any) = await StartTurn(sessionId, request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) }, cancellation);
+                span?.AddEvent(new System.Diagnostics.ActivityEvent("resume"));
+                var resume = request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) };
+                (stream, any) = await Traced(span, () => StartTurn(sessionId, resume, cancellation));
             }
         }
         finally

@@ -104,10 +104,10 @@ public interface IModelGrain : IGrainWithStringKey
     Task<bool> OwnsShard(string shardKey);
 
     /// <summary>Moves every shard off <paramref name="silo"/>: a replacement is placed and loaded elsewhere first,
-    /// then the shards there leave the deployment (a new plan version) and unload; the sessions they served move to
-    /// the replacements by replay. Returns how many shards moved.</summary>
+    /// then the shards there leave the deployment (a new plan version); the sessions in a turn on them move to the
+    /// replacements one at a time by replay while the old shards still serve them; then the shards unload.</summary>
     [Alias("Drain"), ResponseTimeout("00:10:00")]
-    Task<int> Drain(string silo);
+    Task<ShardMoves> Drain(string silo);
 
     /// <summary>Adds or removes replicas while sessions stream, until every stage has <paramref name="replicas"/>
     /// shards (null: as many as spare capacity allows). A new plan version; sessions on a removed replica move by
@@ -116,17 +116,25 @@ public interface IModelGrain : IGrainWithStringKey
     Task<ModelStatus> Scale(int? replicas);
 }
 
+/// <summary>What moving shards out of a deployment did.</summary>
+/// <param name="Shards">Shards that left the deployment (placed again elsewhere) and were unloaded.</param>
+/// <param name="Sessions">Sessions in a turn on them that moved to the new shards before the unload.</param>
+[GenerateSerializer, Immutable, Alias("strata.ShardMoves")]
+public sealed record ShardMoves([property: Id(0)] int Shards, [property: Id(1)] int Sessions);
+
 /// <summary>What draining a silo did.</summary>
 /// <param name="Silo">The silo's address.</param>
 /// <param name="Models">The models that had shards there.</param>
 /// <param name="ShardsMoved">Shards placed elsewhere and unloaded there.</param>
 /// <param name="ShardsLeft">Shards the silo still holds (0 when the drain is complete).</param>
+/// <param name="SessionsMoved">Sessions in a turn there that moved before their shards unloaded.</param>
 [GenerateSerializer, Immutable, Alias("strata.DrainReport")]
 public sealed record DrainReport(
     [property: Id(0)] string Silo,
     [property: Id(1)] IReadOnlyList<string> Models,
     [property: Id(2)] int ShardsMoved,
-    [property: Id(3)] int ShardsLeft);
+    [property: Id(3)] int ShardsLeft,
+    [property: Id(4)] int SessionsMoved = 0);
 
 /// <summary>The models deployed in the cluster (one grain, key <see cref="Key"/>), kept in grain storage.</summary>
 [Alias("strata.IModelCatalogGrain")]

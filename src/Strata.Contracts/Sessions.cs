@@ -121,4 +121,14 @@ public interface ISessionGrain : IGrainWithStringKey
     /// <summary>Ends the conversation: stops a running turn, frees the KV at every stage, deletes the stored state.</summary>
     [Alias("Close")]
     Task Close();
+
+    /// <summary>
+    /// Asks a running turn to leave the shards <paramref name="leaving"/> (a drain or scale-down that has already
+    /// taken them out of the deployment): before its next step the session takes a route without them, replays its
+    /// history there, and gives back its slots on them once the first step on the new route has returned; until
+    /// then the old route still serves. Returns whether a move was scheduled (false: no turn is running on them).
+    /// Returns at once; the caller sees the move done when the shards no longer list the session as running.
+    /// </summary>
+    [Alias("Move"), Orleans.Concurrency.AlwaysInterleave]
+    Task<bool> Move(string[] leaving);
 }

@@ -84,6 +84,10 @@ public interface IShardGrain : IGrainWithStringKey
 
     /// <summary>Unloads the stage: its weights and KV are freed and given back to the silo's budget; steps still
     /// queued fail. A no-op when nothing is loaded.</summary>
+    /// <summary>The sessions in a turn at this shard (their leases not parked): those a drain moves first.</summary>
+    [Alias("RunningSessions")]
+    Task<string[]> RunningSessions();
+
     [Alias("Unload"), ResponseTimeout("00:05:00")]
     Task Unload();
 

@@ -24,14 +24,14 @@ internal sealed partial class ModelGrain
         return LiveSilos(skip);
     }
 
-    public async Task<int> Drain(string silo)
+    public async Task<ShardMoves> Drain(string silo)
     {
         await _changes.WaitAsync();
         try
         {
             var record = Record;
             var leaving = record.Shards.Where(s => ShardKeys.Silo(s.Key) == silo).ToList();
-            if (record.Request is null || leaving.Count == 0) return 0;
+            if (record.Request is null || leaving.Count == 0) return new ShardMoves(0, 0);
             var staying = record.Shards.Except(leaving).ToList();
 
             // Replacements first, so that every stage keeps a ready replica throughout; then the leaving shards go.
@@ -44,9 +44,11 @@ internal sealed partial class ModelGrain
 
             await Store(new DeploymentRecord { Request = record.Request, Version = version + 1, Shards = Sorted(staying.Concat(added)) });
             LogDrain(logger, Model, silo, version + 1, string.Join(", ", added.Select(a => $"stage {a.Config.StageIndex} on {ShardKeys.Silo(a.Key)}")));
-            // Sessions on the leaving shards find them gone at their next step and replay on the others.
+            int sessions = await MoveSessions(leaving);
+            // Sessions still on them (a move that timed out, a turn that began meanwhile) find them gone at their next
+            // step and replay on the others.
             await UnloadShards(leaving);
-            return leaving.Count;
+            return new ShardMoves(leaving.Count, sessions);
         }
         finally
         {
@@ -87,6 +89,7 @@ internal sealed partial class ModelGrain
             if (removed.Count > 0)
             {
                 await Store(new DeploymentRecord { Request = record.Request, Version = version + 1, Shards = Sorted(grown.Shards.Except(removed)) });
+                await MoveSessions(removed);
                 await UnloadShards(removed);
             }
             LogScale(logger, Model, Record.Version, added.Count, removed.Count);
@@ -97,6 +100,60 @@ internal sealed partial class ModelGrain
         }
         return await GetStatus();
     }
+
+    /// <summary>
+    /// Moves the sessions in a turn on <paramref name="leaving"/> (already out of the stored deployment) one at a
+    /// time: each is asked to take a new route before its next step, and the next is asked once the shards no longer
+    /// list it (it has replayed on its new route and given back its slots here). The old shards serve every session
+    /// until its own move, so a session's stream pauses only for its own replay, not for everyone's at once.
+    /// Returns how many moved; a session that does not move within <see cref="MoveTimeout"/> is left to find the
+    /// shards gone.
+    /// </summary>
+    private async Task<int> MoveSessions(IReadOnlyList<ShardRecord> leaving)
+    {
+        var keys = leaving.Select(s => s.Key).ToArray();
+        var shards = keys.Select(k => grains.GetGrain<IShardGrain>(k)).ToArray();
+        async Task<HashSet<string>> Running()
+        {
+            var lists = await Task.WhenAll(shards.Select(async s =>
+            {
+                try { return await s.RunningSessions().WaitAsync(TimeSpan.FromSeconds(2)); }
+                catch (Exception e) when (e is TimeoutException or OrleansException) { return []; }
+            }));
+            return lists.SelectMany(l => l).ToHashSet(StringComparer.Ordinal);
+        }
+
+        int moved = 0;
+        foreach (string session in (await Running()).Order(StringComparer.Ordinal))
+        {
+            bool scheduled;
+            try
+            {
+                scheduled = await grains.GetGrain<ISessionGrain>(session).Move(keys).WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (Exception e) when (e is TimeoutException or OrleansException or StrataException)
+            {
+                LogMoveFailed(logger, Model, session, e.Message);
+                continue;
+            }
+            if (!scheduled) continue;
+            var deadline = DateTime.UtcNow + MoveTimeout;
+            while ((await Running()).Contains(session))
+            {
+                if (DateTime.UtcNow > deadline)
+                {
+                    LogMoveFailed(logger, Model, session, $"still on the old shards after {MoveTimeout.TotalSeconds:F0} s");
+                    break;
+                }
+                await Task.Delay(20);
+            }
+            moved++;
+        }
+        return moved;
+    }
+
+    /// <summary>How long a drain waits for one session to move before going on.</summary>
+    private static readonly TimeSpan MoveTimeout = TimeSpan.FromSeconds(15);
 
     private static List<ShardRecord> Sorted(IEnumerable<ShardRecord> shards) =>
         shards.OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
@@ -144,6 +201,9 @@ internal sealed partial class ModelGrain
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: draining silo {Silo}: plan version {Version}, placed {Added}")]
     private static partial void LogDrain(ILogger logger, string model, string silo, long version, string added);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model}: session {Session} did not move off the leaving shards: {Error}")]
+    private static partial void LogMoveFailed(ILogger logger, string model, string session, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "model {Model}: scaled to plan version {Version}: {Added} shard(s) added, {Removed} removed")]
     private static partial void LogScale(ILogger logger, string model, long version, int added, int removed);

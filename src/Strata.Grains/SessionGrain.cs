@@ -148,12 +148,53 @@ internal sealed partial class SessionGrain(
 
     private (CancellationTokenSource Stop, Task Done)? _running;
 
+    /// <summary>Shards a drain asked the running turn to leave (<see cref="Move"/>); taken by the decode loop.</summary>
+    private HashSet<string>? _leaving;
+    /// <summary>Slots on shards the session has moved off, given back once a step on the new route has returned.</summary>
+    private string[]? _releaseAfterStep;
+
+    public Task<bool> Move(string[] leaving)
+    {
+        if (!_busy || _route is not { } route || !route.ShardKeys.Any(leaving.Contains)) return Task.FromResult(false);
+        _leaving = leaving.ToHashSet(StringComparer.Ordinal);
+        return Task.FromResult(true);
+    }
+
+    /// <summary>
+    /// A planned move (a drain): takes the deployment's route for this session, which no longer has the shards
+    /// leaving, reserves on it under a new turn epoch and replays the history there, while the slots on the shards
+    /// it leaves are kept until that replay has returned a token (<see cref="_releaseAfterStep"/>). When the route
+    /// still holds them (the deployment has not dropped them) the session stays.
+    /// </summary>
+    private async Task<Route> Relocate(Route current, HashSet<string> leaving, CancellationToken cancellation)
+    {
+        var next = await WithRetries(() => grains.GetGrain<IModelGrain>(current.Model).GetRoute(current.ShardKeys), cancellation);
+        if (next.ShardKeys.Any(leaving.Contains)) return current;
+        LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", next.ShardKeys));
+        _releaseAfterStep = [.. _releaseAfterStep ?? [], .. current.ShardKeys.Except(next.ShardKeys)];
+        _route = next;
+        _holdsKv = false;
+        _cached = 0;
+        TurnEpoch++;
+        await Reserve(next, cancellation);
+        return next;
+    }
+
+    private void ReleaseMovedFrom()
+    {
+        if (_releaseAfterStep is not { } old) return;
+        _releaseAfterStep = null;
+        _ = Task.WhenAll(old.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
+    }
+
     /// <summary>Whether a turn is running, and which (the completed-turn count it started at).</summary>
     private long? GeneratingTurn => _busy ? state.State.CompletedTurns - (_turnCompleted ? 1 : 0) : null;
     private bool _turnCompleted;
 
     private async Task RunTurn(GenerateRequest request, ChannelWriter<GenerateChunk> output, Turn turn, CancellationTokenSource stop)
     {
+        using var span = StrataTracing.StartSpan("session.turn");
+        if (StrataTracing.Records(span)) span.SetTag("strata.session", Id).SetTag("strata.model", request.Model).SetTag("strata.history_tokens", History.Count);
         _turnCompleted = false;
         try
         {
@@ -162,6 +203,8 @@ internal sealed partial class SessionGrain(
         finally
         {
             _lastActive = DateTime.UtcNow;
+            _leaving = null;
+            ReleaseMovedFrom();
             if (!turn.Completed)
             {
                 // Cancelled or failed: the stages may hold a partial step; free the KV everywhere. The history
@@ -274,12 +317,21 @@ internal sealed partial class SessionGrain(
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
+            if (_leaving is { } leaving)
+            {
+                _leaving = null;
+                if (route.ShardKeys.Any(leaving.Contains)) route = await Relocate(route, leaving, cancellation);
+            }
             // A long prompt goes in steps of at most PrefillChunk tokens (activation messages stay small); all but
             // the last only fill the caches.
             int perStep = options.Value.PrefillChunk;
             bool fillOnly = History.Count - _cached > perStep;
             int[] pending = History.GetRange(_cached, fillOnly ? perStep : History.Count - _cached).ToArray();
             var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
+            using var stepSpan = StrataTracing.StartSpan("session.step");
+            if (StrataTracing.Records(stepSpan))
+                stepSpan.SetTag("strata.position", _cached).SetTag("strata.tokens", pending.Length).SetTag("strata.fill_only", fillOnly)
+                    .SetTag("strata.route_version", route.Version);
             StepResult result;
             long sent = Stopwatch.GetTimestamp();
             try
@@ -311,6 +363,7 @@ internal sealed partial class SessionGrain(
                 route = replacement;
                 continue;
             }
+            ReleaseMovedFrom(); // a token came back on the new route: the shards moved off are done with
             _cached = History.Count;
             Rng = result.RngState;
             History.Add(result.Token);
@@ -428,6 +481,9 @@ internal sealed partial class SessionGrain(
     }
 
     private static string Describe(Exception e) => $"{e.GetType().Name}: {e.Message.Split('\n', 2)[0]}";
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: moving off a leaving shard: route {From} -> {To}")]
+    private static partial void LogMove(ILogger logger, string session, string from, string to);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "session {Session}: route {Route} failed ({Error}); re-routing and replaying")]
     private static partial void LogFailover(ILogger logger, string session, string route, string error);

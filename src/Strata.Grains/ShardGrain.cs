@@ -37,6 +37,8 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
     public Task<bool> Reserve(string sessionId, long epoch = 0, CancellationToken cancellation = default) =>
         Worker().Reserve(sessionId, epoch, cancellation);
 
+    public Task<string[]> RunningSessions() => Task.FromResult(host.Get(Key)?.RunningSessions() ?? []);
+
     public async Task Unload()
     {
         await host.Unload(Key);
@@ -62,7 +64,17 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
         bool last = worker.Config.EndLayer == worker.Config.TotalLayers;
         if (!last && (request.Route is not { } route || route.Count <= stage + 1))
             throw new StrataException(ErrorCodes.InvalidRequest, $"the step names no shard after stage {stage} (its route has {request.Route?.Count ?? 0} entries)");
+        // Queue wait (batcher queue and batch-mates) and compute at this stage; the hop to the next one.
+        using var span = StrataTracing.StartSpan("stage.step");
+        bool traced = StrataTracing.Records(span);
+        long arrived = traced ? Stopwatch.GetTimestamp() : 0;
         var output = await worker.Step(request);
+        if (traced)
+        {
+            double total = Stopwatch.GetElapsedTime(arrived).TotalMilliseconds;
+            span!.SetTag("strata.stage", stage).SetTag("strata.shard", Key).SetTag("strata.tokens", request.TokenCount)
+                .SetTag("strata.compute_ms", output.Milliseconds).SetTag("strata.queue_ms", Math.Max(0, total - output.Milliseconds));
+        }
         if (last)
             return new StepResult(output.Token, output.RngState, [output.Milliseconds]);
         string next = request.Route![stage + 1];
@@ -78,6 +90,7 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
         var result = await grains.GetGrain<IShardGrain>(next).Step(forwarded);
         double hop = Stopwatch.GetElapsedTime(sent).TotalMilliseconds - result.StageMilliseconds.Sum();
         StrataMetrics.StageHopSeconds.Record(Math.Max(0, hop) / 1000, worker.MetricTags);
+        if (traced) span!.SetTag("strata.hop_ms", Math.Max(0, hop));
         return result with { StageMilliseconds = [output.Milliseconds, .. result.StageMilliseconds] };
     }
 

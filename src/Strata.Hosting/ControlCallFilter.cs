@@ -37,6 +37,7 @@ internal sealed class ControlCallFilter(ClusterTls tls, IOptions<ClusterOptions>
         var type = context.InterfaceMethod?.DeclaringType;
         return type == typeof(IShardGrain) || type == typeof(ISiloControlGrain) || type == typeof(IDrainRegistryGrain)
                || type == typeof(IModelCatalogGrain) && context.MethodName == nameof(IModelCatalogGrain.Add)
-               || type == typeof(IModelGrain) && ModelControl.Contains(context.MethodName);
+               || type == typeof(IModelGrain) && ModelControl.Contains(context.MethodName)
+               || type == typeof(ISessionGrain) && context.MethodName == nameof(ISessionGrain.Move);
     }
 }

@@ -25,6 +25,7 @@ public static class StrataSiloBuilderExtensions
         StrataSiloOptionsValidator.ThrowIfInvalid(options);
 
         silo.Services.AddSingleton(Options.Create(options));
+        silo.AddActivityPropagation(); // traces continue through grain calls (spans only while a tracer listens)
         silo.Services.AddSingleton<StageHost>();
         silo.Services.AddSingleton<TokenizerCache>();
         silo.Services.AddSingleton<StepDeadlines>();

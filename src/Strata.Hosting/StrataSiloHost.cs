@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using Strata.Engine.Serving;
 using Strata.Grains;
 
@@ -42,6 +43,8 @@ public static class StrataSiloHost
         ["--admission-wait"] = "Strata:AdmissionWait",
         ["--metrics-port"] = "Telemetry:MetricsPort",
         ["--metrics-host"] = "Telemetry:MetricsHost",
+        ["--otlp-endpoint"] = "Telemetry:OtlpEndpoint",
+        ["--trace-sample"] = "Telemetry:TraceSampleRatio",
     };
 
     /// <summary>Creates the silo host builder.</summary>
@@ -68,7 +71,38 @@ public static class StrataSiloHost
         });
         builder.Services.AddHostedService<ReadyAnnouncer>();
         AddMetrics(builder);
+        AddTracing(builder);
         return builder;
+    }
+
+    /// <summary>With <c>Telemetry:OtlpEndpoint</c> (--otlp-endpoint) set, exports traces over OTLP (gRPC, or HTTP
+    /// with <c>Telemetry:OtlpProtocol</c> = http) for a fraction <c>Telemetry:TraceSampleRatio</c> (--trace-sample,
+    /// default 0.01) of the requests that arrive without a sampled parent; a sampled parent (a client that traces)
+    /// is always followed. Off by default: then no span is even created.</summary>
+    private static void AddTracing(HostApplicationBuilder builder)
+    {
+        string? endpoint = builder.Configuration["Telemetry:OtlpEndpoint"];
+        if (string.IsNullOrEmpty(endpoint)) return;
+        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            throw new ArgumentException($"--otlp-endpoint needs an http(s) URL such as http://localhost:4317, got '{endpoint}'");
+        string ratioText = builder.Configuration["Telemetry:TraceSampleRatio"] ?? "0.01";
+        if (!double.TryParse(ratioText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double ratio) || ratio is < 0 or > 1)
+            throw new ArgumentException($"--trace-sample needs a fraction from 0 to 1, got '{ratioText}'");
+        var protocol = (builder.Configuration["Telemetry:OtlpProtocol"] ?? "grpc").ToLowerInvariant() switch
+        {
+            "grpc" => OpenTelemetry.Exporter.OtlpExportProtocol.Grpc,
+            "http" or "http/protobuf" => OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf,
+            var other => throw new ArgumentException($"Telemetry:OtlpProtocol must be grpc or http, got '{other}'"),
+        };
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("strata-silo", serviceInstanceId: builder.Configuration["Cluster:SiloName"]))
+            .WithTracing(t => StrataTracingSetup.Configure(t, ratio).AddOtlpExporter(o =>
+            {
+                o.Protocol = protocol;
+                // HTTP/protobuf posts to the traces path; gRPC takes the endpoint as given.
+                o.Endpoint = protocol == OpenTelemetry.Exporter.OtlpExportProtocol.HttpProtobuf && uri.AbsolutePath is "" or "/"
+                    ? new Uri(uri, "/v1/traces") : uri;
+            }));
     }
 
     /// <summary>With <c>Telemetry:MetricsPort</c> (--metrics-port) set, serves the Strata meters (batch size, step

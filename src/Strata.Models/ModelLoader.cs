@@ -38,7 +38,7 @@ public sealed class LoadedModel : IDisposable
         Path = package.Directory;
         Config = package.Config;
         TokenizerDirectory = package.Directory;
-        Description = $"Strata package '{package.Name}' ({package.Config.Architecture}, {package.Config.NumLayers} layers, {package.DType.UserName()}) at {package.Directory}";
+        Description = $"Strata package '{package.Name}' ({package.Config.Architecture}, {package.Config.NumLayers} layers, {package.DType.UserName()}{(package.Manifest.Quant is { } q ? $", {q.Name} block {q.BlockSize}" : "")}) at {package.Directory}";
         _all = new Lazy<ITensorSource>(package.OpenAll, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 

@@ -42,4 +42,16 @@ public sealed class GatewayCommandTests
         Assert.Equal(CliApp.UserError, r.ExitCode);
         Assert.Contains("--config /no/such/gateway.json: no such file", r.Err);
     }
+
+    [Theory]
+    [InlineData("--admin-cert /tmp", "--admin-cert needs --tls")]
+    [InlineData("--tls /tmp --admin-cert /no/such/certs", "--admin-cert /no/such/certs: no such folder")]
+    [InlineData("--tls /tmp --admin-cert /tmp", "--admin-cert /tmp: TLS: ")]
+    public async Task An_admin_certificate_goes_with_tls_and_must_exist(string flags, string says)
+    {
+        var r = await ClusterCli.RunAsync(["gateway", "--gateway-port", "1", .. flags.Split(' ')]);
+        Assert.Equal(CliApp.UserError, r.ExitCode);
+        Assert.Contains(says, r.Err);
+        Assert.DoesNotContain("   at ", r.Err);
+    }
 }

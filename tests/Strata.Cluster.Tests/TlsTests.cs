@@ -117,6 +117,22 @@ public sealed class TlsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_client_connected_with_the_client_certificate_controls_the_cluster_once_given_the_admin_one()
+    {
+        // What the gateway does for its admin keys: connect as a client, sign control calls with admin.pfx.
+        await using var gateway = await Connect(ClusterTls.Load(Certs, ClusterRole.Client));
+        Assert.False(gateway.CanControl);
+        Assert.Throws<ArgumentException>(() => gateway.WithControlCertificate(ClusterTls.Load(Certs, ClusterRole.Client)));
+        gateway.WithControlCertificate(ClusterTls.Load(Certs, ClusterRole.Admin));
+        Assert.True(gateway.CanControl);
+        var status = await gateway.DeployAsync("t-gw", new DeployRequest("tiny", 1, 64, 2), timeout: TimeSpan.FromMinutes(1));
+        Assert.Equal(DeploymentState.Ready, status.State);
+        // The shard stays out of its reach: the admin certificate signs control calls, not shard calls.
+        var shard = await Assert.ThrowsAsync<StrataException>(() => gateway.Orleans.GetGrain<IShardGrain>(status.Stages[0].ShardKey).GetStatus());
+        Assert.Equal(ErrorCodes.Forbidden, shard.Code);
+    }
+
+    [Fact]
     public void Certificate_files_are_checked_when_loaded()
     {
         Assert.Throws<InvalidDataException>(() => ClusterTls.Load(Path.Combine(_dir, "nowhere"), ClusterRole.Silo));

@@ -1,7 +1,10 @@
+using System.ClientModel;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using OpenAI;
+using OpenAI.Chat;
 using Strata.EndToEnd.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -9,7 +12,8 @@ namespace Strata.EndToEnd.Tests;
 
 /// <summary>
 /// The gateway as its own process (<c>strata gateway --redis</c>) over a cluster of real silo processes serving the
-/// real stories260K model, called by the official <c>openai</c> npm client from a Node script and by plain HTTP.
+/// real stories260K model, called by the official OpenAI .NET SDK, the official <c>openai</c> npm client from a Node
+/// script, and plain HTTP.
 /// </summary>
 public sealed class GatewayProcessTests(ITestOutputHelper output)
 {
@@ -18,7 +22,7 @@ public sealed class GatewayProcessTests(ITestOutputHelper output)
     private static readonly TimeSpan CliTimeout = TimeSpan.FromSeconds(90);
 
     [NodeClientFact]
-    public async Task The_openai_npm_client_streams_a_chat_through_a_gateway_process_exactly_like_strata_generate()
+    public async Task The_official_dotnet_and_npm_clients_chat_through_a_gateway_process_exactly_like_strata_generate()
     {
         await using var cluster = await ProcessCluster.StartAsync(output, silos: 2, "tiny2", layers: 2);
         string package = Path.Combine(cluster.Store, Model);
@@ -50,6 +54,18 @@ public sealed class GatewayProcessTests(ITestOutputHelper output)
         ClusterProcessTests.Check(local.ExitCode == 0, $"local generate failed: {local}", cluster);
         var expected = JsonNode.Parse(local.Out)!;
         string expectedText = (string)expected["text"]!;
+
+        // The official .NET SDK: streaming chat equals strata generate, and a plain completion does too.
+        var sdk = new ChatClient(Model, new ApiKeyCredential(key), new OpenAIClientOptions { Endpoint = new Uri(url + "/v1") });
+        var greedy = new ChatCompletionOptions { Temperature = 0, MaxOutputTokenCount = 24 };
+        var sdkText = new StringBuilder();
+        await foreach (var update in sdk.CompleteChatStreamingAsync([new UserChatMessage(Prompt)], greedy))
+            foreach (var part in update.ContentUpdate) sdkText.Append(part.Text);
+        ClusterProcessTests.Check(sdkText.ToString() == expectedText,
+            $"the .NET SDK's streamed chat differs from strata generate:\nsdk:      {sdkText}\ngenerate: {expectedText}\n{gateway.Log()}", cluster);
+        var whole = (await sdk.CompleteChatAsync([new UserChatMessage(Prompt)], greedy)).Value;
+        ClusterProcessTests.Check(whole.Content[0].Text == expectedText && whole.Usage.OutputTokenCount == expected["generated_ids"]!.AsArray().Count,
+            $"the .NET SDK's chat completion differs: '{whole.Content[0].Text}', {whole.Usage.OutputTokenCount} tokens", cluster);
 
         using var node = ChildProcess.Start("node stream-chat", Tools.OnPath("node")!,
             [Path.Combine(Tools.RepositoryRoot, "tests", "node", "stream-chat.mjs"), Model, Prompt, "24"], TimeSpan.FromMinutes(2), cluster.Root,

@@ -20,7 +20,7 @@ namespace Strata.Gateway.Tests;
 /// A real gateway on a loopback port over a real two-silo cluster in the test process, with the real stories260K
 /// model deployed as <see cref="Model"/> (2 stages) and a tiny synthetic model without a chat template as
 /// <see cref="NoTemplateModel"/>. Keys: alice and bob (generous), slow (1 request per second), thrifty (20 tokens a
-/// minute), and one stream at a time for single.
+/// minute), one stream at a time for single, and root, the one admin key.
 /// </summary>
 public sealed class GatewayFixture : IAsyncLifetime
 {
@@ -40,6 +40,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     public static readonly IReadOnlyDictionary<string, string> Keys = new Dictionary<string, string>
     {
         ["alice"] = "sk-test-alice", ["bob"] = "sk-test-bob", ["slow"] = "sk-test-slow", ["thrifty"] = "sk-test-thrifty", ["single"] = "sk-test-single",
+        ["root"] = "sk-test-root",
     };
 
     public async Task InitializeAsync()
@@ -66,6 +67,7 @@ public sealed class GatewayFixture : IAsyncLifetime
             settings[$"Gateway:Keys:{i}:RequestsPerSecond"] = name == "slow" ? "1" : "1000";
             settings[$"Gateway:Keys:{i}:TokensPerMinute"] = name == "thrifty" ? "20" : "10000000";
             settings[$"Gateway:Keys:{i}:ConcurrentStreams"] = name == "single" ? "1" : "16";
+            settings[$"Gateway:Keys:{i}:Admin"] = name == "root" ? "true" : "false";
             i++;
         }
         var builder = GatewayApp.CreateBuilder([]);

@@ -60,6 +60,35 @@ public sealed class EmbeddedRunTests : IDisposable
     }
 
     [Fact]
+    public async Task Embedded_sweep_runs_every_level_and_writes_the_report()
+    {
+        string src = Path.Combine(_dir, "src"), pkg = Path.Combine(_dir, "pkg"), json = Path.Combine(_dir, "sweep.json"), report = Path.Combine(_dir, "report");
+        SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Layers = 2 }, src);
+        ModelImporter.Import(src, pkg);
+
+        var (stdout, stderr) = (new StringWriter(), new StringWriter());
+        // A target no request can miss: goodput is then every completed request.
+        string[] args = ["--embedded", "--model-path", pkg, "--stages", "2", "--concurrency", "1,2", "--requests", "2",
+            "--prompt-tokens", "8", "--max-new-tokens", "3", "--slo-ttft-ms", "600000", "--json", json, "--report", report, "--timeout", "60"];
+        int rc = await Task.Run(() => LoadTestApp.RunAsync(args, stdout, stderr)).WaitAsync(TimeSpan.FromMinutes(2));
+        Assert.True(rc == 0, $"exit {rc}\n{stdout}\n{stderr}");
+
+        using var doc = JsonDocument.Parse(await File.ReadAllTextAsync(json));
+        var levels = doc.RootElement.GetProperty("levels").EnumerateArray().ToArray();
+        Assert.Equal([1, 2], levels.Select(l => l.GetProperty("settings").GetProperty("concurrency").GetInt32()));
+        Assert.All(levels, l => Assert.Equal(2, l.GetProperty("completed").GetInt32()));
+        Assert.All(levels, l => Assert.Equal(1.0, l.GetProperty("goodput").GetProperty("fraction").GetDouble()));
+        Assert.Equal(2, doc.RootElement.GetProperty("settings").GetProperty("concurrency").GetInt32());
+
+        Assert.Contains("concurrency sweep", stdout.ToString(), StringComparison.Ordinal);
+        Assert.True(Synthetic.IsPng(await File.ReadAllBytesAsync(Path.Combine(report, "throughput.png"))));
+        string html = await File.ReadAllTextAsync(Path.Combine(report, "report.html"));
+        Assert.Contains("data:image/png;base64,", html, StringComparison.Ordinal);
+        Assert.Contains("2/2 (100.0%)", html, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(report, "report.md")));
+    }
+
+    [Fact]
     public async Task Rate_run_against_a_running_cluster_by_gateway_port()
     {
         string src = Path.Combine(_dir, "src"), pkg = Path.Combine(_dir, "pkg"), json = Path.Combine(_dir, "rate.json");

@@ -1,3 +1,5 @@
+using Strata.Models.Quantization;
+
 namespace Strata.Engine.Graph;
 
 /// <summary>
@@ -11,6 +13,16 @@ internal sealed record HeadPadding(int Original, int Padded)
 
     /// <summary>v rows (and o_proj input columns, transposed): dim i stays at i.</summary>
     public float[] PlainRows(float[] rows, int width) => Pad(rows, width, i => i);
+
+    /// <summary>q/k rows of a quantized [heads * d, K] weight, padded like <see cref="RotaryRows(float[], int)"/>.</summary>
+    public QuantizedMatrix RotaryRows(QuantizedMatrix m) => Pad(m, i => i < Original / 2 ? i : i - Original / 2 + Padded / 2);
+
+    /// <summary>v rows of a quantized [heads * d, K] weight, padded like <see cref="PlainRows(float[], int)"/>.</summary>
+    public QuantizedMatrix PlainRows(QuantizedMatrix m) => Pad(m, i => i);
+
+    private QuantizedMatrix Pad(QuantizedMatrix m, Func<int, int> target) => Original == Padded
+        ? m
+        : m.MapRows(m.Rows / Original * Padded, r => r / Original * Padded + target(r % Original));
 
     private float[] Pad(float[] rows, int width, Func<int, int> target)
     {

@@ -39,6 +39,9 @@ internal sealed class OnnxGraph
 
     public ComputeType Compute { get; }
 
+    /// <summary>The <c>accuracy_level</c> of MatMulNBits nodes.</summary>
+    public int QuantizedAccuracyLevel { get; init; }
+
     /// <summary>The ONNX element type of <see cref="Compute"/>.</summary>
     public int ComputeElement => Compute == ComputeType.Float16
         ? (int)TensorProto.Types.DataType.Float16
@@ -62,6 +65,19 @@ internal sealed class OnnxGraph
             for (int i = 0; i < data.Length; i++) half[i] = (Half)data[i];
         }
         ReadOnlySpan<byte> bytes = half is null ? MemoryMarshal.AsBytes(data) : MemoryMarshal.AsBytes(half.AsSpan());
+        return External(t, bytes);
+    }
+
+    /// <summary>Adds a uint8 initializer (packed quantized weights), its data appended to the weight file.</summary>
+    public string Bytes(string name, ReadOnlySpan<byte> data, params long[] dims)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Uint8 };
+        t.Dims.AddRange(dims);
+        return External(t, data);
+    }
+
+    private string External(TensorProto t, ReadOnlySpan<byte> bytes)
+    {
         long offset = (_data.Position + ExternalAlignment - 1) / ExternalAlignment * ExternalAlignment;
         for (long pad = offset - _data.Position; pad > 0; pad--) _data.WriteByte(0);
         _data.Write(bytes);
@@ -70,7 +86,7 @@ internal sealed class OnnxGraph
         t.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         _graph.Initializer.Add(t);
-        return name;
+        return t.Name;
     }
 
     /// <summary>Adds a small int64 constant initializer.</summary>

@@ -1,6 +1,7 @@
 using Onnx;
 using Strata.Models.Checkpoints;
 using Strata.Models.Config;
+using Strata.Models.Quantization;
 
 namespace Strata.Engine.Graph;
 
@@ -21,7 +22,7 @@ namespace Strata.Engine.Graph;
 /// the runtime binds to the same buffers as the past inputs (GroupQueryAttention writes new positions in place).</item>
 /// </list>
 /// </remarks>
-public static class StageGraphBuilder
+public static partial class StageGraphBuilder
 {
     /// <summary>Name of the token-id input of the first stage.</summary>
     public const string InputIds = "input_ids";
@@ -61,14 +62,16 @@ public static class StageGraphBuilder
     /// <param name="maxContext">Positions the KV buffers hold; sizes the rotary caches.</param>
     /// <param name="compute">Element type of weights, activations and KV.</param>
     /// <param name="directory">Where to write the two files (created if missing).</param>
-    public static string Write(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute, string directory)
+    /// <param name="quantizedAccuracyLevel">MatMulNBits' accuracy_level for quantized weights (0 to 4).</param>
+    public static string Write(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute, string directory,
+        int quantizedAccuracyLevel = DefaultQuantizedAccuracyLevel)
     {
         Directory.CreateDirectory(directory);
         const string weightsFile = "stage.weights";
         string modelPath = Path.Combine(directory, "stage.onnx");
         using (var data = new FileStream(Path.Combine(directory, weightsFile), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
         {
-            var g = new OnnxGraph(compute, data, weightsFile);
+            var g = new OnnxGraph(compute, data, weightsFile) { QuantizedAccuracyLevel = quantizedAccuracyLevel };
             Build(g, config, tensors, stage, maxContext);
             using var model = new FileStream(modelPath, FileMode.Create, FileAccess.Write);
             g.WriteTo(model);
@@ -152,12 +155,20 @@ public static class StageGraphBuilder
         }
 
         // Packed q/k/v projection: [H, q + 2 kv].
-        var qkv = WeightReader.Transpose(WeightReader.Concat(
-            heads.RotaryRows(w.Read(LlamaTensors.Attn(i, 'q')), h),
-            heads.RotaryRows(w.Read(LlamaTensors.Attn(i, 'k')), h),
-            heads.PlainRows(w.Read(LlamaTensors.Attn(i, 'v')), h)), q + 2 * kv, h);
-        g.Weight(p + "qkv_w", qkv, h, q + 2 * kv);
-        g.Node("MatMul", [p + "normed", p + "qkv_w"], [p + "qkv"]);
+        if (ReadQkvQuantized(w, c, i) is { } qkvQuantized)
+        {
+            Linear(g, p + "qkv_w", p + "normed", p + "qkv", QuantizedMatrix.ConcatRows(
+                heads.RotaryRows(qkvQuantized.Q), heads.RotaryRows(qkvQuantized.K), heads.PlainRows(qkvQuantized.V)));
+        }
+        else
+        {
+            var qkv = WeightReader.Transpose(WeightReader.Concat(
+                heads.RotaryRows(w.Read(LlamaTensors.Attn(i, 'q')), h),
+                heads.RotaryRows(w.Read(LlamaTensors.Attn(i, 'k')), h),
+                heads.PlainRows(w.Read(LlamaTensors.Attn(i, 'v')), h)), q + 2 * kv, h);
+            g.Weight(p + "qkv_w", qkv, h, q + 2 * kv);
+            g.Node("MatMul", [p + "normed", p + "qkv_w"], [p + "qkv"]);
+        }
         string qkvOut = p + "qkv";
         if (c.AttentionBias)
         {
@@ -176,10 +187,17 @@ public static class StageGraphBuilder
             ("num_heads", (long)c.NumHeads), ("kv_num_heads", (long)c.NumKvHeads),
             ("do_rotary", 1L), ("rotary_interleaved", 0L), ("scale", (float)(1.0 / Math.Sqrt(c.HeadDim))));
 
-        // o_proj [h, Nq*d] -> padded input columns -> transposed [Nq*dp, h].
-        var oPadded = heads.PlainRows(WeightReader.Transpose(w.Read(LlamaTensors.Attn(i, 'o')), h, c.NumHeads * c.HeadDim), h);
-        g.Weight(p + "o_w", oPadded, q, h);
-        g.Node("MatMul", [p + "attn", p + "o_w"], [p + "attn_out"]);
+        if (w.ReadQuantized(LlamaTensors.Attn(i, 'o'), h, c.NumHeads * c.HeadDim) is { } oQuantized)
+        {
+            Linear(g, p + "o_w", UnpadHeads(g, c, heads, p + "attn", p), p + "attn_out", oQuantized);
+        }
+        else
+        {
+            // o_proj [h, Nq*d] -> padded input columns -> transposed [Nq*dp, h].
+            var oPadded = heads.PlainRows(WeightReader.Transpose(w.Read(LlamaTensors.Attn(i, 'o')), h, c.NumHeads * c.HeadDim), h);
+            g.Weight(p + "o_w", oPadded, q, h);
+            g.Node("MatMul", [p + "attn", p + "o_w"], [p + "attn_out"]);
+        }
 
         // Post-attention RMSNorm fused with the attention residual add.
         g.Weight(p + "post_norm", w.Read(LlamaTensors.PostAttentionNorm(i)), h);
@@ -187,15 +205,12 @@ public static class StageGraphBuilder
             [p + "normed2", "", "", p + "residual2"], "com.microsoft", ("epsilon", eps));
 
         // SwiGLU: down(silu(gate x) * up x).
-        g.Weight(p + "gate_w", w.ReadTransposed(LlamaTensors.Mlp(i, "gate"), f, h), h, f);
-        g.Weight(p + "up_w", w.ReadTransposed(LlamaTensors.Mlp(i, "up"), f, h), h, f);
-        g.Weight(p + "down_w", w.ReadTransposed(LlamaTensors.Mlp(i, "down"), h, f), f, h);
-        g.Node("MatMul", [p + "normed2", p + "gate_w"], [p + "gate"]);
-        g.Node("MatMul", [p + "normed2", p + "up_w"], [p + "up"]);
+        Projection(g, w, p + "gate_w", LlamaTensors.Mlp(i, "gate"), f, h, p + "normed2", p + "gate");
+        Projection(g, w, p + "up_w", LlamaTensors.Mlp(i, "up"), f, h, p + "normed2", p + "up");
         g.Node("Sigmoid", [p + "gate"], [p + "gate_sig"]);
         g.Node("Mul", [p + "gate", p + "gate_sig"], [p + "silu"]);
         g.Node("Mul", [p + "silu", p + "up"], [p + "swiglu"]);
-        g.Node("MatMul", [p + "swiglu", p + "down_w"], [p + "mlp"]);
+        Projection(g, w, p + "down_w", LlamaTensors.Mlp(i, "down"), h, f, p + "swiglu", p + "mlp");
         return (p + "residual2", p + "mlp");
     }
 
@@ -210,17 +225,19 @@ public static class StageGraphBuilder
         g.Weight("final_norm", w.Read(LlamaTensors.FinalNorm), h);
         g.Node("SimplifiedLayerNormalization", ["last_hidden", "final_norm"], ["final_normed"], "",
             ("axis", -1L), ("epsilon", (float)c.RmsNormEps), ("stash_type", 1L));
-        string head = c.TieWordEmbeddings ? LlamaTensors.Embed : LlamaTensors.LmHead;
-        g.Weight("lm_head", w.ReadTransposed(head, c.VocabSize, h), h, c.VocabSize);
-        if (g.Compute == ComputeType.Float16)
+        string logits = g.Compute == ComputeType.Float16 ? "logits_half" : Logits;
+        if (w.ReadQuantized(LlamaTensors.LmHead, c.VocabSize, h) is { } headQuantized)
         {
-            g.Node("MatMul", ["final_normed", "lm_head"], ["logits_half"]);
-            g.Node("Cast", ["logits_half"], [Logits], "", ("to", (long)TensorProto.Types.DataType.Float));
+            Linear(g, "lm_head", "final_normed", logits, headQuantized);
         }
         else
         {
-            g.Node("MatMul", ["final_normed", "lm_head"], [Logits]);
+            string head = c.TieWordEmbeddings ? LlamaTensors.Embed : LlamaTensors.LmHead;
+            g.Weight("lm_head", w.ReadTransposed(head, c.VocabSize, h), h, c.VocabSize);
+            g.Node("MatMul", ["final_normed", "lm_head"], [logits]);
         }
+        if (g.Compute == ComputeType.Float16)
+            g.Node("Cast", ["logits_half"], [Logits], "", ("to", (long)TensorProto.Types.DataType.Float));
         g.Output(Logits, (int)TensorProto.Types.DataType.Float, "batch", 1, c.VocabSize);
     }
 

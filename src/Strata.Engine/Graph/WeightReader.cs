@@ -1,3 +1,4 @@
+using Strata.Models.Quantization;
 using Strata.Models.Checkpoints;
 
 namespace Strata.Engine.Graph;
@@ -6,6 +7,9 @@ namespace Strata.Engine.Graph;
 internal sealed class WeightReader(ITensorSource tensors)
 {
     public float[] Read(string name) => tensors.ReadFloat32(name);
+
+    /// <summary>Reads weight [rows, cols] in its quantized form, or null when the source holds it as floats.</summary>
+    public QuantizedMatrix? ReadQuantized(string name, int rows, int cols) => QuantizedTensors.TryRead(tensors, name, rows, cols);
 
     /// <summary>Reads a [rows, cols] weight and returns its transpose [cols, rows].</summary>
     public float[] ReadTransposed(string name, int rows, int cols)

@@ -68,7 +68,8 @@ public sealed partial class StageRuntime : IDisposable
                 cudaOptions = NewSessionOptions();
                 cudaOptions.AppendExecutionProvider_CUDA(options.Device.Index);
                 var compute = options.Precision ?? ComputeType.Float16;
-                var session = CreateSession(config, tensors, stage, maxContext, compute, cudaOptions);
+                var session = CreateSession(config, tensors, stage, maxContext, compute, options.QuantizedAccuracyLevel, cudaOptions);
+                LogStageGraph(logger, stage.ToString(), options.Device.ToString(), compute.ToString(), StageGraphBuilder.DescribeProjections(config, tensors, stage, options.QuantizedAccuracyLevel));
                 return new StageRuntime(config, stage, session, compute, options.Device, maxContext, logger);
             }
             catch (OnnxRuntimeException e)
@@ -83,7 +84,8 @@ public sealed partial class StageRuntime : IDisposable
 
         using var cpuOptions = NewSessionOptions();
         var cpuCompute = options.Device.IsCuda ? ComputeType.Float32 : options.Precision ?? ComputeType.Float32;
-        var cpuSession = CreateSession(config, tensors, stage, maxContext, cpuCompute, cpuOptions);
+        var cpuSession = CreateSession(config, tensors, stage, maxContext, cpuCompute, options.QuantizedAccuracyLevel, cpuOptions);
+        LogStageGraph(logger, stage.ToString(), DeviceSpec.Cpu.ToString(), cpuCompute.ToString(), StageGraphBuilder.DescribeProjections(config, tensors, stage, options.QuantizedAccuracyLevel));
         return new StageRuntime(config, stage, cpuSession, cpuCompute, DeviceSpec.Cpu, maxContext, logger);
     }
 
@@ -91,12 +93,12 @@ public sealed partial class StageRuntime : IDisposable
     /// directory ($TMPDIR), creates the session from it and deletes the folder: ONNX Runtime has its own copy then.
     /// The folder needs about the stage's weight size of disk while loading.</summary>
     private static InferenceSession CreateSession(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext,
-        ComputeType compute, SessionOptions options)
+        ComputeType compute, int accuracyLevel, SessionOptions options)
     {
         string scratch = Path.Combine(Path.GetTempPath(), $"strata-stage-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            string model = StageGraphBuilder.Write(config, tensors, stage, maxContext, compute, scratch);
+            string model = StageGraphBuilder.Write(config, tensors, stage, maxContext, compute, scratch, accuracyLevel);
             return new InferenceSession(model, options);
         }
         finally
@@ -260,4 +262,7 @@ public sealed partial class StageRuntime : IDisposable
     [LoggerMessage(Level = LogLevel.Warning,
         Message = "CUDA execution provider for {Device} could not load ({Reason}); stage {Stage} falls back to the CPU (fp32)")]
     private static partial void LogCudaFallback(ILogger logger, string device, string stage, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stage {Stage} loaded on {Device} ({Compute}): {Projections}")]
+    private static partial void LogStageGraph(ILogger logger, string stage, string device, string compute, string projections);
 }

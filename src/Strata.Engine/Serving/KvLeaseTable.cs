@@ -230,6 +230,12 @@ public sealed class KvLeaseTable
         }
     }
 
+    /// <summary>The sessions whose lease is not parked: those in a turn (or between its steps) at this stage.</summary>
+    public string[] ActiveSessions()
+    {
+        lock (_lock) return _leases.Values.Where(l => !l.Parked).Select(l => l.SessionId).ToArray();
+    }
+
     /// <summary>The session's lease, if it holds one.</summary>
     public bool TryGet(string sessionId, out KvLease lease)
     {

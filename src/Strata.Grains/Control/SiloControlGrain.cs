@@ -24,13 +24,18 @@ internal sealed partial class SiloControlGrain(StageHost host, ILocalSiloDetails
         await grains.GetGrain<IDrainRegistryGrain>(DrainRegistryGrain.Key).Add(self);
         var models = host.Workers.Select(w => w.Config.Model).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
         LogDrain(logger, self, models.Length);
-        int moved = 0;
-        foreach (string model in models) moved += await grains.GetGrain<IModelGrain>(model).Drain(self);
+        int moved = 0, sessions = 0;
+        foreach (string model in models)
+        {
+            var m = await grains.GetGrain<IModelGrain>(model).Drain(self);
+            moved += m.Shards;
+            sessions += m.Sessions;
+        }
         // Stages no deployment names (orphans) go too.
         await host.ReconcileAsync();
         var left = host.StageKeys;
         LogDrained(logger, self, moved, left.Count);
-        return new DrainReport(self, models, moved, left.Count);
+        return new DrainReport(self, models, moved, left.Count, sessions);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "silo {Silo}: draining the stages of {Models} model(s)")]

@@ -7,6 +7,7 @@ using Strata.Engine.Runtime;
 using Strata.Engine.Sampling;
 using Strata.Engine.Serving;
 using Strata.Models;
+using Strata.Models.Checkpoints;
 using Strata.Models.Config;
 
 namespace Strata.Grains.Stages;
@@ -48,6 +49,9 @@ internal sealed class StageWorker : IDisposable
     public int Slots => _pool?.Slots ?? 0;
     public Task Loaded { get; private set; } = Task.CompletedTask;
     public int ActiveSessions => _batcher?.Leases.Used ?? 0;
+
+    /// <summary>The sessions in a turn here (leases not parked).</summary>
+    public string[] RunningSessions() => _batcher?.Leases.ActiveSessions() ?? [];
     public int WaitingSessions => _batcher?.Leases.Waiting ?? 0;
     public int QueuedSteps => _batcher?.QueueDepth ?? 0;
 
@@ -91,7 +95,9 @@ internal sealed class StageWorker : IDisposable
         KvPool? pool = null;
         try
         {
-            long weights = tensors.Names.Sum(n => tensors.TryGet(n, out var i) ? i.ElementCount * Activations.ElementSize(runtime.Compute) : 0);
+            // Quantized weights' packed bytes stay bytes in the graph; every float tensor is held in the compute type.
+            long weights = tensors.Names.Sum(n => !tensors.TryGet(n, out var i) ? 0
+                : i.DType == TensorDType.U8 ? i.ElementCount : i.ElementCount * Activations.ElementSize(runtime.Compute));
             long slotBytes = runtime.KvBytesPerPosition * c.MaxContext;
             int slots = reserveMemory(weights, slotBytes, c.Slots);
             ReservedBytes = weights + slotBytes * slots;

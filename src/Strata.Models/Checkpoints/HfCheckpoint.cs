@@ -140,6 +140,8 @@ public sealed class HfCheckpoint : ITensorSource
             if (!info.Shape.SequenceEqual(expected.Shape))
                 throw new ModelFormatException(info.File, expected.Name,
                     $"shape {info.ShapeText} does not match [{string.Join(", ", expected.Shape)}] implied by config.json");
+            if (info.DType == TensorDType.U8)
+                throw new ModelFormatException(info.File, expected.Name, "dtype U8 is not a weight dtype (F32, F16, BF16)");
         }
     }
 

@@ -9,13 +9,15 @@ public enum TensorDType
     F16,
     /// <summary>bfloat16: the upper 16 bits of a binary32.</summary>
     BF16,
+    /// <summary>Unsigned bytes: the packed blocks and zero points of quantized weights (never a checkpoint's weights).</summary>
+    U8,
 }
 
 /// <summary>Helpers for <see cref="TensorDType"/>.</summary>
 public static class TensorDTypes
 {
     /// <summary>Bytes per element.</summary>
-    public static int Size(this TensorDType t) => t == TensorDType.F32 ? 4 : 2;
+    public static int Size(this TensorDType t) => t switch { TensorDType.F32 => 4, TensorDType.U8 => 1, _ => 2 };
 
     /// <summary>The safetensors spelling ("F32", "F16", "BF16").</summary>
     public static string SafetensorsName(this TensorDType t) => t switch
@@ -23,6 +25,7 @@ public static class TensorDTypes
         TensorDType.F32 => "F32",
         TensorDType.F16 => "F16",
         TensorDType.BF16 => "BF16",
+        TensorDType.U8 => "U8",
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 
@@ -34,6 +37,7 @@ public static class TensorDTypes
             case "F32": t = TensorDType.F32; return true;
             case "F16": t = TensorDType.F16; return true;
             case "BF16": t = TensorDType.BF16; return true;
+            case "U8": t = TensorDType.U8; return true;
             default: t = default; return false;
         }
     }
@@ -56,6 +60,7 @@ public static class TensorDTypes
         TensorDType.F32 => "fp32",
         TensorDType.F16 => "fp16",
         TensorDType.BF16 => "bf16",
+        TensorDType.U8 => "u8",
         _ => throw new ArgumentOutOfRangeException(nameof(t)),
     };
 
@@ -74,6 +79,9 @@ public static class TensorDTypes
             case TensorDType.BF16:
                 var b = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(src);
                 for (int i = 0; i < b.Length; i++) dst[i] = BitConverter.Int32BitsToSingle(b[i] << 16);
+                break;
+            case TensorDType.U8:
+                for (int i = 0; i < src.Length; i++) dst[i] = src[i];
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(t));

@@ -1,4 +1,5 @@
 using Strata.Models.Checkpoints;
+using Strata.Models.Quantization;
 
 namespace Strata.Models.Packaging;
 
@@ -14,6 +15,10 @@ public sealed record ImportOptions
 
     /// <summary>The model's name in the manifest; null uses the source folder's name.</summary>
     public string? Name { get; init; }
+
+    /// <summary>Weight-only quantization of the layers' projections (and optionally the head); null stores every
+    /// weight in <see cref="DType"/>.</summary>
+    public QuantizationScheme? Quantization { get; init; }
 }
 
 /// <summary>How far an import has got.</summary>

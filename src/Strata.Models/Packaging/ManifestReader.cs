@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Strata.Models.Checkpoints;
 using Strata.Models.Config;
+using Strata.Models.Quantization;
 
 namespace Strata.Models.Packaging;
 
@@ -19,10 +20,8 @@ internal sealed class ManifestReader(string where)
         if (!TensorDTypes.TryParseUser(dtypeText, out var dtype))
             throw Error("dtype", $"unknown dtype '{dtypeText}' (expected fp32, fp16 or bf16)");
         string quantization = root["quantization"] is null ? "none" : Str(root, "quantization", "quantization");
-        if (quantization != "none")
-            throw Error("quantization", $"'{quantization}' is not supported by this version of Strata (only none)");
-
         var config = ReadConfig(Obj(root, "config", "config"));
+        var quant = ReadQuantization(root, quantization, config);
         if (architecture != config.Architecture)
             throw Error("architecture", $"'{architecture}' differs from config.architectures '{config.Architecture}'");
 
@@ -48,13 +47,44 @@ internal sealed class ManifestReader(string where)
             Name = name,
             Config = config,
             DType = dtype,
-            Quantization = quantization,
+            Quant = quant,
             Source = ReadSource(Obj(root, "source", "source")),
             Embedding = FileEntry(Obj(root, "embedding", "embedding"), "embedding"),
             Layers = layers,
             Head = FileEntry(Obj(root, "head", "head"), "head"),
             Files = files,
         };
+    }
+
+    private QuantizationScheme? ReadQuantization(JsonObject root, string quantization, LlamaConfig config)
+    {
+        if (quantization == "none")
+        {
+            if (root["quantization_scheme"] is not null) throw Error("quantization_scheme", "is present but quantization is none");
+            return null;
+        }
+        if (QuantizationScheme.ParseBits(quantization) is not int bits || quantization != $"int{bits}")
+            throw Error("quantization", $"'{quantization}' is not supported by this version of Strata (none, int8 or int4)");
+        var o = Obj(root, "quantization_scheme", "quantization_scheme");
+        if (Long(o, "bits", "quantization_scheme.bits") != bits)
+            throw Error("quantization_scheme.bits", $"differs from quantization '{quantization}'");
+        long block = Long(o, "block_size", "quantization_scheme.block_size");
+        if (o["zero_points"] is not JsonValue zv || zv.GetValueKind() != JsonValueKind.True)
+            throw Error("quantization_scheme.zero_points", "must be true (this Strata writes and reads asymmetric blocks with zero points)");
+        if (Str(o, "layout", "quantization_scheme.layout") != "MatMulNBits")
+            throw Error("quantization_scheme.layout", "must be MatMulNBits");
+        var layersNode = o["float_layers"] as JsonArray ?? throw Error("quantization_scheme.float_layers", "missing or not an array");
+        var floatLayers = layersNode.Select((n, i) => n is JsonValue v && v.TryGetValue(out int x) ? x
+            : throw Error($"quantization_scheme.float_layers[{i}]", "expected a layer index")).ToList();
+        bool head = o["quantized_head"] is JsonValue hv && hv.GetValueKind() is JsonValueKind.True or JsonValueKind.False
+            ? hv.GetValue<bool>()
+            : throw Error("quantization_scheme.quantized_head", "expected true or false");
+        if (!BlockQuantizer.SupportedBlockSizes.Contains((int)Math.Min(block, int.MaxValue)))
+            throw Error("quantization_scheme.block_size", $"{block} is not supported ({string.Join(", ", BlockQuantizer.SupportedBlockSizes)})");
+        if (floatLayers.Where(l => l < 0 || l >= config.NumLayers).Select(l => (int?)l).FirstOrDefault() is int bad)
+            throw Error("quantization_scheme.float_layers", $"layer {bad} is not a layer of this model (0 to {config.NumLayers - 1})");
+        var scheme = new QuantizationScheme(bits, (int)block) { FloatLayers = floatLayers, QuantizedHead = head };
+        return scheme;
     }
 
     private LlamaConfig ReadConfig(JsonObject node)

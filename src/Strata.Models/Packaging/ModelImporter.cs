@@ -2,6 +2,7 @@ using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 using Strata.Models.Checkpoints;
 using Strata.Models.Config;
+using Strata.Models.Quantization;
 
 namespace Strata.Models.Packaging;
 
@@ -76,18 +77,22 @@ public static class ModelImporter
         var config = checkpoint.Config;
         var sourceDType = checkpoint.Get(LlamaTensors.Embed, source).DType;
         var dtype = options.DType ?? sourceDType;
-        var expected = LlamaTensors.Expected(config).ToList();
-        long total = expected.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b) * dtype.Size());
+        var q = options.Quantization;
+        q?.Validate(config);
+        var embedWeights = PackageTensors.Embedding(config, dtype);
+        var layerWeights = Enumerable.Range(0, config.NumLayers).Select(i => PackageTensors.Layer(config, dtype, q, i)).ToList();
+        var headWeights = PackageTensors.Head(config, dtype, q);
+        long total = embedWeights.Concat(layerWeights.SelectMany(l => l)).Concat(headWeights).Sum(w => w.Bytes);
         var copier = new TensorCopier(checkpoint, dtype, total, progress);
         try
         {
             progress?.Report(new ImportProgress(0, total, null));
             Directory.CreateDirectory(Path.Combine(temp, "layers"));
-            var embedding = copier.WriteFile(temp, PackageManifest.EmbeddingFile, expected.Where(t => t.Name == LlamaTensors.Embed));
+            var embedding = copier.WriteFile(temp, PackageManifest.EmbeddingFile, embedWeights);
             var layers = Enumerable.Range(0, config.NumLayers)
-                .Select(i => new PackageLayer(i, copier.WriteFile(temp, PackageManifest.LayerFile(i), expected.Where(t => t.Layer == i))))
+                .Select(i => new PackageLayer(i, copier.WriteFile(temp, PackageManifest.LayerFile(i), layerWeights[i])))
                 .ToList();
-            var head = copier.WriteFile(temp, PackageManifest.HeadFile, expected.Where(t => t.Name is LlamaTensors.FinalNorm or LlamaTensors.LmHead));
+            var head = copier.WriteFile(temp, PackageManifest.HeadFile, headWeights);
             var files = CopyAuxiliaryFiles(source, temp);
             progress?.Report(new ImportProgress(total, total, null));
             return new PackageManifest
@@ -96,6 +101,7 @@ public static class ModelImporter
                 // The package's config states the package's dtype, not the source's.
                 Config = config with { TorchDtype = PackageManifest.TorchDtypeName(dtype) },
                 DType = dtype,
+                Quant = q,
                 Source = new PackageSource("huggingface", Path.GetFileName(source), sourceDType.UserName(),
                     checkpoint.Files.Select(f => Path.GetFileName(f)).ToList()),
                 Embedding = embedding,
@@ -167,15 +173,19 @@ public static class ModelImporter
         private readonly Dictionary<string, SafeFileHandle> _handles = new(StringComparer.Ordinal);
         private long _done;
 
-        public PackageFile WriteFile(string root, string relative, IEnumerable<ExpectedTensor> tensors)
+        public PackageFile WriteFile(string root, string relative, IEnumerable<PackedWeight> weights)
         {
             var writer = new SafetensorsWriter();
             long parameters = 0;
-            foreach (var t in tensors)
+            foreach (var w in weights)
             {
-                var info = checkpoint.Get(t.Name, checkpoint.Directory);
-                parameters += info.ElementCount;
-                writer.Add(t.Name, dtype, info.Shape, (offset, dest) => Fill(info, offset, dest));
+                var info = checkpoint.Get(w.SourceName, checkpoint.Directory);
+                // A tied model's quantized head is a second copy of the embedding, not more parameters.
+                if (w.SourceName == w.Weight.Name) parameters += info.ElementCount;
+                if (w.Quant is not null)
+                    AddQuantized(writer, w, w.Quant, info);
+                else
+                    writer.Add(w.Weight.Name, dtype, info.Shape, (offset, dest) => Fill(info, offset, dest));
             }
             string path = Path.Combine(root, relative.Replace('/', Path.DirectorySeparatorChar));
             writer.Write(path, (name, n) =>
@@ -184,6 +194,35 @@ public static class ModelImporter
                 progress?.Report(new ImportProgress(_done, total, name));
             });
             return new PackageFile(relative, new FileInfo(path).Length, FileHash.Sha256(path), parameters);
+        }
+
+        /// <summary>Quantizes a weight when the writer first asks for its bytes, so one matrix at a time is in memory.</summary>
+        private void AddQuantized(SafetensorsWriter writer, PackedWeight w, QuantizationScheme q, TensorInfo info)
+        {
+            int rows = (int)w.Weight.Shape[0], cols = (int)w.Weight.Shape[1];
+            QuantizedMatrix? m = null;
+            QuantizedMatrix Get()
+            {
+                if (m is not null) return m;
+                var values = new float[(long)rows * cols];
+                checkpoint.ReadFloat32(info.Name, values);
+                try
+                {
+                    return m = BlockQuantizer.Quantize(values, rows, cols, q.Bits, q.BlockSize);
+                }
+                catch (ArgumentException e)
+                {
+                    throw new ModelFormatException(info.File, info.Name, $"cannot be quantized: {e.Message}", e);
+                }
+            }
+            writer.Add(w.Stored[0].Name, TensorDType.U8, w.Stored[0].Shape, (offset, dest) => Get().Data.AsSpan((int)offset, dest.Length).CopyTo(dest));
+            writer.Add(w.Stored[1].Name, TensorDType.F32, w.Stored[1].Shape,
+                (offset, dest) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Get().Scales.AsSpan()).Slice((int)offset, dest.Length).CopyTo(dest));
+            writer.Add(w.Stored[2].Name, TensorDType.U8, w.Stored[2].Shape, (offset, dest) =>
+            {
+                Get().ZeroPoints.AsSpan((int)offset, dest.Length).CopyTo(dest);
+                if (offset + dest.Length == m!.ZeroPoints.Length) m = null; // the last of its three tensors: let it go
+            });
         }
 
         private void Fill(TensorInfo info, long outOffset, Span<byte> dest)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Strata.Models.Checkpoints;
 using Strata.Models.Config;
+using Strata.Models.Quantization;
 
 namespace Strata.Models.Packaging;
 
@@ -73,22 +74,20 @@ public sealed class ModelPackage
     public ITensorSource OpenTensors(int firstLayer, int endLayer, bool includeEmbedding, bool includeHead)
     {
         TensorSelection.CheckRange(Config, firstLayer, endLayer);
-        var wanted = new List<(PackageFile File, Func<ExpectedTensor, bool> Holds)>();
-        if (includeEmbedding || (includeHead && Config.TieWordEmbeddings))
-            wanted.Add((Manifest.Embedding, t => t.Name == LlamaTensors.Embed));
+        var q = Manifest.Quant;
+        var wanted = new List<(PackageFile File, IReadOnlyList<PackedWeight> Holds)>();
+        if (includeEmbedding || (includeHead && PackageTensors.HeadNeedsEmbedding(Config, q)))
+            wanted.Add((Manifest.Embedding, PackageTensors.Embedding(Config, DType)));
         for (int i = firstLayer; i < endLayer; i++)
-        {
-            int layer = i;
-            wanted.Add((Manifest.Layers[i].Entry, t => t.Layer == layer));
-        }
+            wanted.Add((Manifest.Layers[i].Entry, PackageTensors.Layer(Config, DType, q, i)));
         if (includeHead)
-            wanted.Add((Manifest.Head, t => t.Name is LlamaTensors.FinalNorm or LlamaTensors.LmHead));
+            wanted.Add((Manifest.Head, PackageTensors.Head(Config, DType, q)));
 
         var files = new List<SafetensorsFile>();
         try
         {
             foreach (var (entry, holds) in wanted)
-                files.Add(OpenWeightFile(entry, LlamaTensors.Expected(Config).Where(holds).ToList()));
+                files.Add(OpenWeightFile(entry, holds.SelectMany(w => w.Stored).ToList()));
             return new SafetensorsTensorSource(files, Directory);
         }
         catch
@@ -124,7 +123,7 @@ public sealed class ModelPackage
         _verified[path] = true;
     }
 
-    private SafetensorsFile OpenWeightFile(PackageFile entry, List<ExpectedTensor> expected)
+    private SafetensorsFile OpenWeightFile(PackageFile entry, List<StoredTensor> expected)
     {
         Verify(entry);
         string path = PathOf(entry);
@@ -137,8 +136,8 @@ public sealed class ModelPackage
                     throw new ModelFormatException(path, t.Name, "tensor is missing from this package file");
                 if (!info.Shape.SequenceEqual(t.Shape))
                     throw new ModelFormatException(path, t.Name, $"shape {info.ShapeText} does not match [{string.Join(", ", t.Shape)}] implied by the manifest's config");
-                if (info.DType != DType)
-                    throw new ModelFormatException(path, t.Name, $"dtype {info.DType.UserName()} differs from the manifest's {DType.UserName()}");
+                if (info.DType != t.DType)
+                    throw new ModelFormatException(path, t.Name, $"dtype {info.DType.UserName()} differs from the {t.DType.UserName()} the manifest implies");
             }
             var extra = file.Tensors.Keys.FirstOrDefault(n => !expected.Any(t => t.Name == n));
             if (extra is not null)

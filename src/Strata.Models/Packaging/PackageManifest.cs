@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Strata.Models.Checkpoints;
 using Strata.Models.Config;
+using Strata.Models.Quantization;
 
 namespace Strata.Models.Packaging;
 
@@ -28,8 +29,11 @@ public sealed record PackageManifest
     public required LlamaConfig Config { get; init; }
     /// <summary>Element type of every weight file.</summary>
     public required TensorDType DType { get; init; }
-    /// <summary>Weight quantization; <c>none</c> is the only one defined so far.</summary>
-    public string Quantization { get; init; } = "none";
+    /// <summary>Weight quantization: <c>none</c>, <c>int8</c> or <c>int4</c>.</summary>
+    public string Quantization => Quant?.Name ?? "none";
+    /// <summary>How the weights are quantized; null when they are all float (the manifest then has no
+    /// <c>quantization_scheme</c>, exactly as before quantization existed).</summary>
+    public QuantizationScheme? Quant { get; init; }
     /// <summary>Where the weights came from.</summary>
     public required PackageSource Source { get; init; }
     /// <summary><c>embed.safetensors</c>: model.embed_tokens.weight.</summary>
@@ -62,14 +66,35 @@ public sealed record PackageManifest
     };
 
     /// <summary>The manifest as JSON (fields in a fixed order).</summary>
-    public JsonObject ToJson() => new()
+    public JsonObject ToJson()
     {
-        ["format"] = "strata-model",
-        ["format_version"] = FormatVersion,
-        ["name"] = Name,
-        ["architecture"] = Architecture,
-        ["dtype"] = DType.UserName(),
-        ["quantization"] = Quantization,
+        var o = new JsonObject
+        {
+            ["format"] = "strata-model",
+            ["format_version"] = FormatVersion,
+            ["name"] = Name,
+            ["architecture"] = Architecture,
+            ["dtype"] = DType.UserName(),
+            ["quantization"] = Quantization,
+        };
+        if (Quant is not null)
+        {
+            o["quantization_scheme"] = new JsonObject
+            {
+                ["bits"] = Quant.Bits,
+                ["block_size"] = Quant.BlockSize,
+                ["zero_points"] = true,
+                ["float_layers"] = new JsonArray(Quant.FloatLayers.Select(l => (JsonNode)l).ToArray()),
+                ["quantized_head"] = Quant.QuantizedHead,
+                ["layout"] = "MatMulNBits",
+            };
+        }
+        foreach (var (k, v) in Body()) o[k] = v?.DeepClone();
+        return o;
+    }
+
+    private JsonObject Body() => new()
+    {
         ["parameter_count"] = ParameterCount,
         ["source"] = new JsonObject
         {

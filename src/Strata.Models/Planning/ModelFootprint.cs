@@ -24,7 +24,8 @@ public sealed record ModelFootprint(long EmbeddingBytes, IReadOnlyList<long> Lay
     /// <summary>
     /// The footprint of a model package: its weight files' sizes, and KV bytes per token per layer =
     /// 2 (keys and values) x KV heads x head width x <paramref name="kvElementBytes"/>. With tied embeddings the last
-    /// stage holds (and reads every step) its own copy of the embedding as the LM head, so the head counts it too.
+    /// stage holds (and reads every step) its own copy of the embedding as the LM head, so the head counts it too, unless
+    /// the package stores a quantized head of its own (<c>--quant-head</c>), which the head file already holds.
     /// </summary>
     /// <param name="manifest">The package manifest.</param>
     /// <param name="kvElementBytes">Bytes of one KV cache element (2 for fp16/bf16, 4 for fp32).</param>
@@ -38,7 +39,7 @@ public sealed record ModelFootprint(long EmbeddingBytes, IReadOnlyList<long> Lay
         return new ModelFootprint(
             manifest.Embedding.Bytes,
             manifest.Layers.Select(l => l.Entry.Bytes).ToArray(),
-            manifest.Head.Bytes + (manifest.Config.TieWordEmbeddings ? manifest.Embedding.Bytes : 0),
+            manifest.Head.Bytes + (PackageTensors.HeadNeedsEmbedding(manifest.Config, manifest.Quant) ? manifest.Embedding.Bytes : 0),
             2L * manifest.Config.NumKvHeads * headDim * kvElementBytes);
     }
 }

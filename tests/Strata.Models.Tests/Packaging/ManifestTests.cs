@@ -98,6 +98,8 @@ public class ManifestTests
         using var dir = new ScratchDir();
         Assert.Equal("format_version", Broken(dir, m => m["format_version"] = 2).Item);
         using var dir2 = new ScratchDir();
-        Assert.Equal("quantization", Broken(dir2, m => m["quantization"] = "int4").Item);
+        Assert.Equal("quantization", Broken(dir2, m => m["quantization"] = "gptq").Item);
+        using var dir3 = new ScratchDir();
+        Assert.Equal("quantization_scheme", Broken(dir3, m => m["quantization"] = "int4").Item);
     }
 }
