@@ -76,4 +76,21 @@ public sealed class TokenizerRegressionTests : IDisposable
         Assert.Equal("eos_token_id", e.Item);
         Assert.Contains("not valid UTF-8", e.Message);
     }
+
+    [Fact]
+    public void CatastrophicSplitPatternFailsTypedInsteadOfHanging()
+    {
+        // Was a hang: (a+)+$ backtracks 2^n times on "aaa...a!" and the regex had no time limit.
+        string json = TokenizerFuzzTests.ByteLevelTokenizer.Replace(
+            """\\p{L}+|\\s+|[^\\s\\p{L}]+""", "(a+)+$", StringComparison.Ordinal);
+        Assert.Contains("(a+)+$", json, StringComparison.Ordinal);
+        File.WriteAllText(_dir.File("tokenizer.json"), json);
+        var tokenizer = TokenizerLoader.Load(_dir.Path);
+        ModelFormatException? e = null;
+        Fuzz.Once(() => e = Assert.Throws<ModelFormatException>(() => tokenizer.Encode(new string('a', 64) + "!")), Fuzz.Only<ModelFormatException>());
+        Assert.NotNull(e);
+        Assert.Equal("tokenizer.json", e.File); // a bare name: this error reaches clients
+        Assert.Equal("pre_tokenizer.pretokenizers[0].pattern.Regex", e.Item);
+        Assert.Contains("backtracks catastrophically", e.Message);
+    }
 }
