@@ -104,12 +104,13 @@ internal sealed record OpenAiRequest(
         switch (p.ValueKind)
         {
             case JsonValueKind.String:
-                string text = p.GetString()!;
+                string text = Text(p, "prompt");
                 CheckLength("prompt", text.Length, limits);
                 return (text, null);
             case JsonValueKind.Array when p.GetArrayLength() == 1 && p[0].ValueKind == JsonValueKind.String:
-                CheckLength("prompt", p[0].GetString()!.Length, limits);
-                return (p[0].GetString(), null);
+                string one = Text(p[0], "prompt");
+                CheckLength("prompt", one.Length, limits);
+                return (one, null);
             case JsonValueKind.Array when p.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number):
                 if (p.GetArrayLength() == 0) throw OpenAiException.Invalid("prompt", "prompt must not be empty");
                 CheckLength("prompt", p.GetArrayLength(), limits);
@@ -154,7 +155,7 @@ internal sealed record OpenAiRequest(
     private static string Content(JsonElement message, string at)
     {
         if (!message.TryGetProperty("content", out var c) || c.ValueKind == JsonValueKind.Null) return "";
-        if (c.ValueKind == JsonValueKind.String) return c.GetString()!;
+        if (c.ValueKind == JsonValueKind.String) return Text(c, $"{at}.content");
         if (c.ValueKind != JsonValueKind.Array) throw OpenAiException.Invalid($"{at}.content", $"{at}.content must be a string or a list of text parts");
         var text = new System.Text.StringBuilder();
         int j = 0;
@@ -173,8 +174,8 @@ internal sealed record OpenAiRequest(
         if (!body.TryGetProperty("stop", out var s) || s.ValueKind == JsonValueKind.Null) return [];
         string[] stop = s.ValueKind switch
         {
-            JsonValueKind.String => [s.GetString()!],
-            JsonValueKind.Array when s.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => s.EnumerateArray().Select(e => e.GetString()!).ToArray(),
+            JsonValueKind.String => [Text(s, "stop")],
+            JsonValueKind.Array when s.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => s.EnumerateArray().Select(e => Text(e, "stop")).ToArray(),
             _ => throw OpenAiException.Invalid("stop", "stop must be a string or a list of strings"),
         };
         if (stop.Length > limits.MaxStopStrings) throw OpenAiException.Invalid("stop", $"at most {limits.MaxStopStrings} stop strings, got {stop.Length}");
@@ -193,7 +194,20 @@ internal sealed record OpenAiRequest(
     private static string? String(JsonElement o, string name, string? param = null)
     {
         if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        return v.ValueKind == JsonValueKind.String ? v.GetString() : throw OpenAiException.Invalid(param ?? name, $"{param ?? name} must be a string");
+        return v.ValueKind == JsonValueKind.String ? Text(v, param ?? name) : throw OpenAiException.Invalid(param ?? name, $"{param ?? name} must be a string");
+    }
+
+    // System.Text.Json decodes strings lazily: invalid UTF-8 or a lone surrogate escape ("\ud800") fails only here.
+    private static string Text(JsonElement v, string param)
+    {
+        try
+        {
+            return v.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw OpenAiException.Invalid(param, $"{param} is not valid Unicode text (invalid UTF-8 or an unpaired surrogate escape)");
+        }
     }
 
     private static bool? Bool(JsonElement o, string name, string? param = null)

@@ -14,15 +14,28 @@ public sealed class TokenizerCache(StageHost host)
     private readonly ConcurrentDictionary<string, Lazy<ChatTemplate>> _templates = new(StringComparer.Ordinal);
 
     /// <summary>The tokenizer of the package at <paramref name="packagePath"/> (resolved against the model store).</summary>
+    /// <exception cref="StrataException">invalid_request: a package file is missing or malformed; the message names
+    /// it relative to the model store.</exception>
     public ITokenizer Get(string packagePath)
     {
         string resolved = host.Resolve(packagePath);
-        return _byPath.GetOrAdd(resolved, p => new Lazy<ITokenizer>(() =>
+        try
         {
-            using var model = ModelLoader.Open(p, verify: false);
-            return TokenizerLoader.Load(model.TokenizerDirectory);
-        })).Value;
+            return _byPath.GetOrAdd(resolved, p => new Lazy<ITokenizer>(() =>
+            {
+                using var model = ModelLoader.Open(p, verify: false);
+                return TokenizerLoader.Load(model.TokenizerDirectory);
+            })).Value;
+        }
+        catch (ModelFormatException e)
+        {
+            throw Unreadable(packagePath, e);
+        }
     }
+
+    // The message reaches clients through the session: it must not name the silo's folders.
+    private StrataException Unreadable(string packagePath, ModelFormatException e) =>
+        new(ErrorCodes.InvalidRequest, $"the tokenizer files of package '{packagePath}' cannot be read: {host.Store.Scrub(e.Message)}");
 
     /// <summary>
     /// Renders <paramref name="messages"/> with the chat template of the package at <paramref name="packagePath"/>,
@@ -43,6 +56,10 @@ public sealed class TokenizerCache(StageHost host)
             })).Value;
             return template.Render(messages.Select(m => new ChatMessage(m.Role, m.Content)).ToList(),
                 new ChatTemplateOptions { AddGenerationPrompt = true, BosToken = "" });
+        }
+        catch (ModelFormatException e)
+        {
+            throw Unreadable(packagePath, e);
         }
         catch (ChatTemplateException e)
         {

@@ -2,7 +2,9 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Strata.Engine.Graph;
 using Strata.Engine.Runtime;
+using Strata.Models.Config;
 
 namespace Strata.Engine.Serving;
 
@@ -163,12 +165,16 @@ public sealed partial class StageBatcher : IDisposable
         return pending.Done.Task;
     }
 
-    private void CheckShape(StepJob job)
+    private void CheckShape(StepJob job) => CheckStep(_runtime.Stage, _runtime.Config, _runtime.Compute, job);
+
+    /// <summary>Checks a step against a stage of <paramref name="config"/> computing in <paramref name="compute"/>:
+    /// token count and past length, token ids inside the vocabulary (first stage), activations of the stage's type,
+    /// width and byte length (later stages). Throws <see cref="ArgumentException"/> saying what is wrong.</summary>
+    public static void CheckStep(StageSpec stage, LlamaConfig config, ComputeType compute, StepJob job)
     {
-        var config = _runtime.Config;
         if (job.TokenCount < 1) throw new ArgumentException($"a step needs at least one token, got {job.TokenCount}");
         if (job.PastLength < 0) throw new ArgumentException($"past length {job.PastLength} is negative");
-        if (_runtime.Stage.IsFirst)
+        if (stage.IsFirst)
         {
             if (job.Tokens is null || job.Tokens.Length != job.TokenCount)
                 throw new ArgumentException($"expected {job.TokenCount} token ids, got {job.Tokens?.Length ?? 0}");
@@ -178,13 +184,13 @@ public sealed partial class StageBatcher : IDisposable
         }
         else
         {
-            if (job.Hidden is null) throw new ArgumentException($"stage {_runtime.Stage} needs activations from the previous stage");
-            job.Hidden.Validate(_runtime.Compute, config.HiddenSize);
+            if (job.Hidden is null) throw new ArgumentException($"stage {stage} needs activations from the previous stage");
+            job.Hidden.Validate(compute, config.HiddenSize);
             if (job.Hidden.Rows != 1 || job.Hidden.Tokens != job.TokenCount)
                 throw new ArgumentException($"activations are [{job.Hidden.Rows}, {job.Hidden.Tokens}] but the step is [1, {job.TokenCount}]");
         }
-        long outputBytes = (long)job.TokenCount * config.HiddenSize * Activations.ElementSize(_runtime.Compute);
-        if (!_runtime.Stage.IsLast && outputBytes > Array.MaxLength)
+        long outputBytes = (long)job.TokenCount * config.HiddenSize * Activations.ElementSize(compute);
+        if (!stage.IsLast && outputBytes > Array.MaxLength)
             throw new ArgumentException($"a step of {job.TokenCount} tokens makes {outputBytes} bytes of activations, more than one buffer holds; send fewer tokens per step");
     }
 

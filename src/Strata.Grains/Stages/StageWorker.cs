@@ -8,6 +8,7 @@ using Strata.Engine.Sampling;
 using Strata.Engine.Serving;
 using Strata.Models;
 using Strata.Models.Checkpoints;
+using Strata.Models.Config;
 
 namespace Strata.Grains.Stages;
 
@@ -163,21 +164,10 @@ internal sealed class StageWorker : IDisposable
         var batcher = Batcher;
         var runtime = batcher.Runtime;
         ulong[] rng = r.RngState;
-        StepJob job;
+        RowSampler? sample = runtime.Stage.IsLast && !r.FillOnly ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null;
+        var job = ToJob(r, runtime.Stage, runtime.Config, runtime.Compute, Config.StageIndex, sample);
         try
         {
-            job = new StepJob
-            {
-                SessionId = r.SessionId,
-                PastLength = r.PastLength,
-                Epoch = r.Epoch,
-                TokenCount = r.TokenCount,
-                Tokens = runtime.Stage.IsFirst ? r.Tokens ?? [] : null,
-                // A stage of another element type (fp16 GPU before an fp32 CPU stage) sent these: convert on arrival.
-                Hidden = runtime.Stage.IsFirst ? null
-                    : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, runtime.Config.HiddenSize, r.Hidden ?? []).ConvertTo(runtime.Compute),
-                Sample = runtime.Stage.IsLast && !r.FillOnly ? (logits, lease) => SampleRow(logits, lease, r.Sampling, ref rng) : null,
-            };
             var outcome = await batcher.StepAsync(job);
             return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds);
         }
@@ -203,7 +193,50 @@ internal sealed class StageWorker : IDisposable
         }
     }
 
-    private ComputeType ParseType(string type) => type switch
+    /// <summary>
+    /// The batcher's job for a step that arrived at this stage, checked before it queues: the session, the sampling
+    /// settings and RNG state a sampling step needs, the activations' dtype and byte length (converted to this stage's
+    /// type on arrival: an fp16 GPU stage may feed an fp32 CPU stage), the token ids and the positions.
+    /// </summary>
+    /// <exception cref="StrataException">invalid_request, naming the stage and what was wrong.</exception>
+    internal static StepJob ToJob(StepRequest r, StageSpec stage, LlamaConfig config, ComputeType compute, int stageIndex, RowSampler? sample)
+    {
+        try
+        {
+            if (string.IsNullOrEmpty(r.SessionId)) throw new ArgumentException("the step names no session");
+            if (sample is not null) CheckSampling(r);
+            var job = new StepJob
+            {
+                SessionId = r.SessionId,
+                PastLength = r.PastLength,
+                Epoch = r.Epoch,
+                TokenCount = r.TokenCount,
+                Tokens = stage.IsFirst ? r.Tokens ?? [] : null,
+                Hidden = stage.IsFirst ? null
+                    : new Activations(ParseType(r.HiddenType), 1, r.TokenCount, config.HiddenSize, r.Hidden ?? []).ConvertTo(compute),
+                Sample = sample,
+            };
+            StageBatcher.CheckStep(stage, config, compute, job);
+            return job;
+        }
+        catch (ArgumentException e)
+        {
+            throw new StrataException(ErrorCodes.InvalidRequest, $"stage {stageIndex}: {e.Message}");
+        }
+    }
+
+    // Checked on arrival: on the batch thread a null or bad value would fail the step only after the stage ran it.
+    private static void CheckSampling(StepRequest r)
+    {
+        if (r.Sampling is not { } s) throw new ArgumentException("a sampling step needs sampling settings");
+        new SamplingParams { Temperature = s.Temperature, TopK = s.TopK, TopP = s.TopP }.Validate();
+        if (r.RngState is null || (r.RngState.Length != 0 && r.RngState.Length != Xoshiro256StarStar.StateLength)
+            || (r.RngState.Length > 0 && r.RngState.All(w => w == 0)))
+            throw new ArgumentException(
+                $"the RNG state must be empty or {Xoshiro256StarStar.StateLength} words, not all zero (got {(r.RngState is null ? "none" : $"{r.RngState.Length} words")})");
+    }
+
+    private static ComputeType ParseType(string? type) => type switch
     {
         "fp16" => ComputeType.Float16,
         "fp32" => ComputeType.Float32,

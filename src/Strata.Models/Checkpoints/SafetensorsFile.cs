@@ -16,6 +16,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
     private readonly byte* _base;
     private readonly Dictionary<string, TensorInfo> _tensors;
 
+    // The limit the safetensors format itself sets on the JSON header.
+    private const ulong MaxHeaderBytes = 100_000_000;
+
     private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, Dictionary<string, TensorInfo> tensors)
     {
         Path = path;
@@ -50,9 +53,22 @@ public sealed unsafe class SafetensorsFile : IDisposable
             if (headerLen > (ulong)(length - 8))
                 throw new ModelFormatException(path, null,
                     $"header length {headerLen} runs past the end of the file ({length} bytes); the file is truncated or not safetensors");
+            // The format caps the header at 100 MB; an empty one would not even hold "{}".
+            if (headerLen is < 2 or > MaxHeaderBytes)
+                throw new ModelFormatException(path, null,
+                    $"header length {headerLen} is outside [2, {MaxHeaderBytes}] bytes; the file is corrupt or not safetensors");
             var header = new byte[(int)headerLen];
             view.ReadArray(8, header, 0, header.Length);
-            var tensors = ParseHeader(path, header, dataStart: 8 + (long)headerLen, fileLength: length);
+            Dictionary<string, TensorInfo> tensors;
+            try
+            {
+                tensors = ParseHeader(path, header, dataStart: 8 + (long)headerLen, fileLength: length);
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json decodes strings lazily: bad UTF-8 or a lone surrogate escape fails on first read.
+                throw new ModelFormatException(path, null, $"header holds a string that is not valid Unicode: {e.Message}", e);
+            }
             return new SafetensorsFile(path, map, view, tensors);
         }
         catch
@@ -68,7 +84,9 @@ public sealed unsafe class SafetensorsFile : IDisposable
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(header) as JsonObject ?? throw new ModelFormatException(path, null, "header is not a JSON object");
+            // Duplicate names are refused while parsing; JsonObject would otherwise throw ArgumentException on first use.
+            root = JsonNode.Parse(header, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                   ?? throw new ModelFormatException(path, null, "header is not a JSON object");
         }
         catch (JsonException e)
         {
@@ -87,18 +105,27 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
             long[] shape = ReadLongs(path, name, t["shape"], "shape");
             long[] offsets = ReadLongs(path, name, t["data_offsets"], "data_offsets");
-            if (offsets.Length != 2 || offsets[0] > offsets[1])
-                throw new ModelFormatException(path, name, "data_offsets must be [begin, end] with begin <= end");
+            if (offsets.Length != 2 || offsets[0] < 0 || offsets[0] > offsets[1])
+                throw new ModelFormatException(path, name, "data_offsets must be [begin, end] with 0 <= begin <= end");
             if (shape.Any(d => d < 0)) throw new ModelFormatException(path, name, "shape has a negative dimension");
 
-            long elements = shape.Aggregate(1L, (a, b) => checked(a * b));
+            // Offsets and sizes come from the file: compare them with the bytes it holds before any arithmetic can overflow.
+            long dataLength = fileLength - dataStart;
+            if (offsets[1] > dataLength)
+                throw new ModelFormatException(path, name,
+                    $"data ends at byte {(Int128)dataStart + offsets[1]}, past the end of the file ({fileLength} bytes): the file is truncated");
             long bytes = offsets[1] - offsets[0];
-            if (bytes != elements * dtype.Size())
+            long needed = shape.Contains(0) ? 0 : dtype.Size();
+            foreach (long d in needed == 0 ? [] : shape)
+            {
+                if (needed > dataLength / d)
+                    throw new ModelFormatException(path, name,
+                        $"shape [{string.Join(", ", shape)}] of {dtypeText} needs more bytes than the file's {dataLength} bytes of data");
+                needed *= d;
+            }
+            if (bytes != needed)
                 throw new ModelFormatException(path, name,
-                    $"data_offsets cover {bytes} bytes but shape [{string.Join(", ", shape)}] of {dtypeText} needs {elements * dtype.Size()}");
-            if (dataStart + offsets[1] > fileLength)
-                throw new ModelFormatException(path, name,
-                    $"data ends at byte {dataStart + offsets[1]}, past the end of the file ({fileLength} bytes): the file is truncated");
+                    $"data_offsets cover {bytes} bytes but shape [{string.Join(", ", shape)}] of {dtypeText} needs {needed}");
             result[name] = new TensorInfo(name, dtype, shape, path, dataStart + offsets[0], bytes);
         }
         return result;

@@ -88,7 +88,17 @@ internal sealed class JsonFields(JsonObject root, string where)
     private string? Str(JsonNode? node, string field)
     {
         if (node is null) return null;
-        if (node is JsonValue v && v.GetValueKind() == JsonValueKind.String) return v.GetValue<string>();
+        if (node is JsonValue v && v.GetValueKind() == JsonValueKind.String)
+        {
+            try
+            {
+                return v.GetValue<string>();
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new ModelFormatException(where, field, $"is not valid Unicode text: {e.Message}", e);
+            }
+        }
         throw new ModelFormatException(where, field, $"expected a string, got {node.ToJsonString()}");
     }
 }

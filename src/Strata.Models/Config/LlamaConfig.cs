@@ -63,18 +63,26 @@ public sealed record LlamaConfig
     /// <summary>Parses and validates config JSON; <paramref name="where"/> names the file in errors.</summary>
     public static LlamaConfig Parse(string json, string where)
     {
-        JsonObject root;
         try
         {
-            root = JsonNode.Parse(json) as JsonObject
-                   ?? throw new ModelFormatException(where, null, "expected a JSON object");
+            // Duplicate names are refused while parsing; JsonObject would otherwise throw ArgumentException on first use.
+            var root = JsonNode.Parse(json, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                       ?? throw new ModelFormatException(where, null, "expected a JSON object");
+            return Read(new JsonFields(root, where), where);
         }
         catch (JsonException e)
         {
             throw new ModelFormatException(where, null, $"invalid JSON: {e.Message}", e);
         }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json decodes strings lazily: a lone surrogate escape fails when the name or value is first read.
+            throw new ModelFormatException(where, null, $"holds a string that is not valid Unicode: {e.Message}", e);
+        }
+    }
 
-        var r = new JsonFields(root, where);
+    private static LlamaConfig Read(JsonFields r, string where)
+    {
         string arch = r.Architecture();
         int hidden = r.PositiveInt("hidden_size");
         int heads = r.PositiveInt("num_attention_heads");

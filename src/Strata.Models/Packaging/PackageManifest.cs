@@ -124,13 +124,27 @@ public sealed record PackageManifest
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(json) as JsonObject ?? throw new ModelFormatException(where, null, "expected a JSON object");
+            // Duplicate names are refused while parsing; JsonObject would otherwise throw ArgumentException on first use.
+            root = JsonNode.Parse(json, null, new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                   ?? throw new ModelFormatException(where, null, "expected a JSON object");
         }
         catch (JsonException e)
         {
             throw new ModelFormatException(where, null, $"invalid JSON: {e.Message}", e);
         }
-        return new ManifestReader(where).Read(root);
+        catch (InvalidOperationException e)
+        {
+            throw new ModelFormatException(where, null, $"holds a name that is not valid Unicode: {e.Message}", e);
+        }
+        try
+        {
+            return new ManifestReader(where).Read(root);
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json decodes strings lazily: a lone surrogate escape fails when the value is first read.
+            throw new ModelFormatException(where, null, $"holds a string that is not valid Unicode: {e.Message}", e);
+        }
     }
 
     private static JsonObject FileJson(PackageFile f) => new()

@@ -86,24 +86,32 @@ internal static class Normalizers
 /// <summary>The <c>pattern</c> of Replace and Split: <c>{"String": "..."}</c> or <c>{"Regex": "..."}</c>.</summary>
 internal sealed class StringOrRegex
 {
+    /// <summary>How long one match may take. A pattern that backtracks catastrophically (e.g. <c>(a+)+$</c>) would
+    /// otherwise hold a request's thread for hours on some prompts; real tokenizer patterns take microseconds.</summary>
+    internal static readonly TimeSpan MatchTimeout = TimeSpan.FromSeconds(2);
+
     private readonly string? literal;
     private readonly Regex? regex;
+    private readonly string where;
+    private readonly string field;
 
-    private StringOrRegex(string? literal, Regex? regex)
+    private StringOrRegex(string? literal, Regex? regex, string where, string field)
     {
         this.literal = literal;
         this.regex = regex;
+        this.where = where;
+        this.field = field;
     }
 
     public static StringOrRegex Parse(TokenizerJson json, JsonElement? value, string path)
     {
         var obj = json.Object(value, path);
         if (TokenizerJson.Prop(obj, "String") is { } s)
-            return new StringOrRegex(json.String(s, path + ".String"), null);
+            return new StringOrRegex(json.String(s, path + ".String"), null, json.File, path);
         string pattern = json.String(TokenizerJson.Prop(obj, "Regex"), path + ".Regex");
         try
         {
-            return FromRegex(pattern);
+            return FromRegex(pattern, json.File, path + ".Regex");
         }
         catch (ArgumentException ex)
         {
@@ -113,22 +121,42 @@ internal sealed class StringOrRegex
 
     // HF patterns are Oniguruma syntax; the ones in use (GPT-2, Llama 3, Qwen2) mean the same in .NET, except
     // that .NET matches UTF-16 units, so a letter outside the BMP is not \p{L} here (emoji behave the same).
-    public static StringOrRegex FromRegex(string pattern) =>
-        new(null, new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled));
+    public static StringOrRegex FromRegex(string pattern, string file, string field) =>
+        new(null, new Regex(pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, MatchTimeout),
+            // Errors at encode time reach clients: name the file, not the silo's path to it.
+            Path.GetFileName(file), field);
 
-    public string Replace(string text, string content) =>
-        literal is not null
-            ? (literal.Length == 0 ? text : text.Replace(literal, content, StringComparison.Ordinal))
-            : regex!.Replace(text, content.Replace("$", "$$", StringComparison.Ordinal)); // HF's content is literal
+    public string Replace(string text, string content)
+    {
+        if (literal is not null) return literal.Length == 0 ? text : text.Replace(literal, content, StringComparison.Ordinal);
+        try
+        {
+            return regex!.Replace(text, content.Replace("$", "$$", StringComparison.Ordinal)); // HF's content is literal
+        }
+        catch (RegexMatchTimeoutException)
+        {
+            throw TooSlow();
+        }
+    }
+
+    private ModelFormatException TooSlow() =>
+        new(where, field, $"the regular expression ran for more than {MatchTimeout.TotalSeconds} s on one piece of the input: it backtracks catastrophically; fix the pattern");
 
     /// <summary>Calls <paramref name="onMatch"/> with (start, length) of every non-empty match, left to right.</summary>
     public void Matches(string text, Action<int, int> onMatch)
     {
         if (regex is not null)
         {
-            foreach (var m in regex.EnumerateMatches(text))
+            try
             {
-                if (m.Length > 0) onMatch(m.Index, m.Length);
+                foreach (var m in regex.EnumerateMatches(text))
+                {
+                    if (m.Length > 0) onMatch(m.Index, m.Length);
+                }
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                throw TooSlow();
             }
             return;
         }

@@ -41,7 +41,7 @@ internal static class PreTokenizers
                 bool useRegex = json.Bool(TokenizerJson.Prop(element, "use_regex"), path + ".use_regex", true);
                 return new ByteLevelPreTokenizer(
                     json.Bool(TokenizerJson.Prop(element, "add_prefix_space"), path + ".add_prefix_space", false),
-                    useRegex ? StringOrRegex.FromRegex(Gpt2Pattern) : null);
+                    useRegex ? StringOrRegex.FromRegex(Gpt2Pattern, json.File, path) : null);
             case "Split":
                 if (json.Bool(TokenizerJson.Prop(element, "invert"), path + ".invert", false))
                     throw json.Error(path + ".invert", "true is not supported");

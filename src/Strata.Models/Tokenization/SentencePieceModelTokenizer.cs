@@ -49,6 +49,7 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
             inner.AddDummyPrefix ? 1 : 0);
         int? IdOf(string token) => vocabulary.TryGetValue(token, out int id) ? id : null;
         var stops = settings.ResolveStopIds(IdOf);
+        settings.CheckIds(Path.GetDirectoryName(path)!, null, stops, pieces.Length);
         return new SentencePieceModelTokenizer(inner, decoding, settings.AddBos ?? true, settings.AddEos ?? false,
             stops.Count > 0 ? stops : [inner.EndOfSentenceId]);
     }

@@ -91,6 +91,22 @@ internal sealed record SpecialTokenSettings
     }
 
     /// <summary>
+    /// Refuses a BOS or stop id outside the vocabulary (ids the tokenizer would hand to the model's embedding); the
+    /// error names the file and field the id came from.
+    /// </summary>
+    public void CheckIds(string modelDir, int? bos, IReadOnlyList<int> stops, int vocabSize)
+    {
+        if (bos is int b && (uint)b >= (uint)vocabSize)
+            throw new ModelFormatException(Path.Combine(modelDir, "config.json"), "bos_token_id", $"{b} is outside the vocabulary (size {vocabSize})");
+        foreach (int id in stops)
+        {
+            if ((uint)id < (uint)vocabSize) continue;
+            string file = GenerationEosIds is { Count: > 0 } ? "generation_config.json" : "config.json";
+            throw new ModelFormatException(Path.Combine(modelDir, file), "eos_token_id", $"{id} is outside the vocabulary (size {vocabSize})");
+        }
+    }
+
+    /// <summary>
     /// Applies <c>add_bos_token</c>/<c>add_eos_token</c> to the post-processor's special prefix and suffix, as
     /// transformers' LlamaTokenizerFast rebuilds its template from them; absent flags leave the template alone.
     /// </summary>

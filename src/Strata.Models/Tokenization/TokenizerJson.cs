@@ -56,9 +56,22 @@ internal readonly struct TokenizerJson(string file)
     public string? OptString(JsonElement? value, string path) => value switch
     {
         null => null,
-        { ValueKind: JsonValueKind.String } v => v.GetString()!,
+        { ValueKind: JsonValueKind.String } v => Text(v, path),
         { } v => throw Error(path, $"expected a string, got {v.ValueKind}"),
     };
+
+    /// <summary>A string value; System.Text.Json decodes lazily, so bad UTF-8 or a lone surrogate escape fails only here.</summary>
+    public string Text(JsonElement value, string path)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ModelFormatException(file, path, $"is not valid Unicode text: {e.Message}", e);
+        }
+    }
 
     public bool Bool(JsonElement? value, string path, bool fallback) => value switch
     {
@@ -75,8 +88,21 @@ internal readonly struct TokenizerJson(string file)
     {
         null => null,
         { ValueKind: JsonValueKind.Number } v when v.TryGetInt32(out int i) => i,
-        { } v => throw Error(path, $"expected an integer, got {v.GetRawText()}"),
+        { } v => throw Error(path, $"expected an integer, got {Raw(v)}"),
     };
+
+    /// <summary>The value's JSON text for an error message; text that is not valid UTF-8 is named by its kind instead.</summary>
+    public static string Raw(JsonElement value)
+    {
+        try
+        {
+            return value.GetRawText();
+        }
+        catch (InvalidOperationException)
+        {
+            return $"a {value.ValueKind} that is not valid UTF-8";
+        }
+    }
 
     /// <summary>The <c>type</c> field of a component object (normalizer, pre-tokenizer, decoder, ...).</summary>
     public string TypeOf(JsonElement obj, string path) => String(Prop(Object(obj, path), "type"), path + ".type");

@@ -15,6 +15,19 @@ internal static class TokenizerJsonReader
 
     public static HfTokenizer Read(string path, SpecialTokenSettings settings)
     {
+        try
+        {
+            return ReadDocument(path, settings);
+        }
+        catch (InvalidOperationException e)
+        {
+            // A name (a vocab piece, a merge) with bad UTF-8 or a lone surrogate escape: System.Text.Json decodes lazily.
+            throw new ModelFormatException(path, null, $"holds text that is not valid Unicode: {e.Message}", e);
+        }
+    }
+
+    private static HfTokenizer ReadDocument(string path, SpecialTokenSettings settings)
+    {
         using var doc = TokenizerJson.Parse(path);
         var json = new TokenizerJson(path);
         var root = doc.RootElement;
@@ -61,9 +74,11 @@ internal static class TokenizerJsonReader
             if (id < 0 || id >= count) throw json.Error("post_processor", $"special token id {id} is outside the vocabulary");
         }
         int? bos = settings.ResolveBos(IdOf);
+        var stops = settings.ResolveStopIds(IdOf);
+        settings.CheckIds(Path.GetDirectoryName(path)!, bos, stops, count);
         var (pre, post) = settings.AdjustTemplate(prefix, suffix, bos, settings.ResolveEos(IdOf));
         return new HfTokenizer(new AddedTokenMatcher(added), normalizer, preTokenizer, byteLevel, model,
-            pre, post, decoding, bos, settings.ResolveStopIds(IdOf));
+            pre, post, decoding, bos, stops);
     }
 
     private static void CheckUnsupportedOptions(TokenizerJson json, JsonElement model)
@@ -102,8 +117,8 @@ internal static class TokenizerJsonReader
             if (item.ValueKind == JsonValueKind.String)
             {
                 // Legacy form "a b": exactly one space, as HF requires (pieces then cannot contain spaces).
-                string[] parts = item.GetString()!.Split(' ');
-                if (parts.Length != 2) throw json.Error(path, $"expected \"left right\", got {item.GetRawText()}");
+                string[] parts = json.Text(item, path).Split(' ');
+                if (parts.Length != 2) throw json.Error(path, $"expected \"left right\", got {TokenizerJson.Raw(item)}");
                 (left, right) = (parts[0], parts[1]);
             }
             else if (item.ValueKind == JsonValueKind.Array && item.GetArrayLength() == 2)
@@ -112,7 +127,7 @@ internal static class TokenizerJsonReader
             }
             else
             {
-                throw json.Error(path, $"expected \"left right\" or [\"left\", \"right\"], got {item.GetRawText()}");
+                throw json.Error(path, $"expected \"left right\" or [\"left\", \"right\"], got {TokenizerJson.Raw(item)}");
             }
             int l = vocab.TryGetValue(left, out int a) ? a : throw json.Error(path, $"'{left}' is not in model.vocab");
             int r = vocab.TryGetValue(right, out int b) ? b : throw json.Error(path, $"'{right}' is not in model.vocab");
