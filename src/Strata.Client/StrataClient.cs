@@ -206,7 +206,8 @@ public sealed class StrataClient : IAsyncDisposable
             {
                 return await call();
             }
-            catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException && DateTime.UtcNow < giveUp)
+            catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException or global::Orleans.Runtime.Messaging.ConnectionFailedException
+                                      && DateTime.UtcNow < giveUp)
             {
                 await Task.Delay(delay);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
@@ -371,7 +372,8 @@ public sealed class StrataClient : IAsyncDisposable
             {
                 return (stream, await stream.MoveNextAsync());
             }
-            catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException && DateTime.UtcNow < giveUp)
+            catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException or global::Orleans.Runtime.Messaging.ConnectionFailedException
+                                      && DateTime.UtcNow < giveUp)
             {
                 await DisposeQuietly(stream);
                 _entrySilos.TryRemove(request.Model, out _);

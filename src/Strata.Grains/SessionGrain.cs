@@ -176,8 +176,7 @@ internal sealed partial class SessionGrain(
         _holdsKv = false;
         _cached = 0;
         TurnEpoch++;
-        await Reserve(next, cancellation);
-        return next;
+        return await ReserveOrFailover(next, cancellation);
     }
 
     private void ReleaseMovedFrom()
@@ -289,7 +288,7 @@ internal sealed partial class SessionGrain(
         var tags = new TagList { { "model", request.Model } };
         StrataMetrics.PromptTokens.Add(promptTokens, tags);
         TurnEpoch++;
-        await Reserve(route, cancellation); // the prompt joins the history only once the turn is admitted
+        route = await ReserveOrFailover(route, cancellation); // the prompt joins the history only once the turn is admitted
         History.AddRange(added);
         int cachedAtStart = _cached;
 
@@ -442,15 +441,44 @@ internal sealed partial class SessionGrain(
     /// </summary>
     private async Task<Route> Failover(Route lost, CancellationToken cancellation)
     {
-        var route = await WithRetries(() => grains.GetGrain<IModelGrain>(lost.Model).ReportLost(lost.ShardKeys), cancellation);
-        var left = lost.ShardKeys.Except(route.ShardKeys).ToArray();
-        _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
-        _route = route;
-        _holdsKv = false;
-        _cached = 0;
-        TurnEpoch++;
-        await Reserve(route, cancellation);
-        return route;
+        for (int attempt = 1; ; attempt++)
+        {
+            var route = await WithRetries(() => grains.GetGrain<IModelGrain>(lost.Model).ReportLost(lost.ShardKeys), cancellation);
+            var left = lost.ShardKeys.Except(route.ShardKeys).ToArray();
+            _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
+            _route = route;
+            _holdsKv = false;
+            _cached = 0;
+            TurnEpoch++;
+            try
+            {
+                await Reserve(route, cancellation);
+                return route;
+            }
+            catch (Exception e) when (IsRouteLoss(e) && attempt < MaxFailovers && !cancellation.IsCancellationRequested)
+            {
+                // A shard of the new route was lost too (another silo died while the route was repaired): report
+                // this route and take the next.
+                LogFailover(logger, Id, string.Join(", ", route.ShardKeys), Describe(e));
+                lost = route;
+            }
+        }
+    }
+
+    /// <summary>Takes slots on <paramref name="route"/>; a shard lost on the way (its silo died since the route was
+    /// handed out) sends the session to <see cref="Failover"/> for a route that serves.</summary>
+    private async Task<Route> ReserveOrFailover(Route route, CancellationToken cancellation)
+    {
+        try
+        {
+            await Reserve(route, cancellation);
+            return route;
+        }
+        catch (Exception e) when (IsRouteLoss(e) && !cancellation.IsCancellationRequested)
+        {
+            LogFailover(logger, Id, string.Join(", ", route.ShardKeys), Describe(e));
+            return await Failover(route, cancellation);
+        }
     }
 
     private async Task Quietly(Func<Task> call)
