@@ -83,9 +83,7 @@ internal sealed class AdminHandler(StrataClient client, CompletionHandler comple
 
     private static string? String(JsonElement root, string name)
     {
-        if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        if (v.ValueKind != JsonValueKind.String) throw OpenAiException.Invalid(name, $"'{name}' must be a string");
-        string s = v.GetString()!;
+        if (JsonFields.String(root, name) is not { } s) return null;
         if (s.Length is 0 or > 1024) throw OpenAiException.Invalid(name, $"'{name}' must be 1 to 1024 characters");
         return s;
     }

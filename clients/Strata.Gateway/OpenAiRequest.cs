@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Strata.Contracts;
+using static Strata.Gateway.JsonFields;
 
 namespace Strata.Gateway;
 
@@ -189,49 +190,6 @@ internal sealed record OpenAiRequest(
     {
         if (chars > limits.MaxPromptChars)
             throw OpenAiException.Invalid(param, $"the prompt is longer than {limits.MaxPromptChars} characters", "context_length_exceeded");
-    }
-
-    private static string? String(JsonElement o, string name, string? param = null)
-    {
-        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        return v.ValueKind == JsonValueKind.String ? Text(v, param ?? name) : throw OpenAiException.Invalid(param ?? name, $"{param ?? name} must be a string");
-    }
-
-    // System.Text.Json decodes strings lazily: invalid UTF-8 or a lone surrogate escape ("\ud800") fails only here.
-    private static string Text(JsonElement v, string param)
-    {
-        try
-        {
-            return v.GetString()!;
-        }
-        catch (InvalidOperationException)
-        {
-            throw OpenAiException.Invalid(param, $"{param} is not valid Unicode text (invalid UTF-8 or an unpaired surrogate escape)");
-        }
-    }
-
-    private static bool? Bool(JsonElement o, string name, string? param = null)
-    {
-        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        return v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : throw OpenAiException.Invalid(param ?? name, $"{param ?? name} must be true or false");
-    }
-
-    private static double? Number(JsonElement o, string name)
-    {
-        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) && double.IsFinite(d) ? d : throw OpenAiException.Invalid(name, $"{name} must be a number");
-    }
-
-    private static long? Long(JsonElement o, string name)
-    {
-        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long l) ? l : throw OpenAiException.Invalid(name, $"{name} must be an integer in the 64-bit range");
-    }
-
-    private static int? Int(JsonElement o, string name)
-    {
-        if (!o.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null) return null;
-        return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i) ? i : throw OpenAiException.Invalid(name, $"{name} must be an integer in the 32-bit range");
     }
 
     private static string Show(double d) => d.ToString("G6", CultureInfo.InvariantCulture);

@@ -57,6 +57,7 @@ public sealed class GatewayAdminTests(GatewayFixture fx)
     [InlineData("/admin/v1/models", """{"package": "tiny"}""", "model")]
     [InlineData("/admin/v1/models", """{"model": "a/b", "package": "tiny"}""", "model")]
     [InlineData("/admin/v1/models", """{"model": "x"}""", "package")]
+    [InlineData("/admin/v1/models", """{"model": "x", "package": "\ud800"}""", "package")]
     [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "replicas": 0}""", "replicas")]
     [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "max_context": 99999999999}""", "max_context")]
     [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "stages": "many"}""", "stages")]
