@@ -135,25 +135,7 @@ internal static class ClusterBenchmark
         return tokens / clock.Elapsed.TotalSeconds;
     }
 
-    private static async Task<Process> StartSilo(string dll, int siloPort, int gatewayPort, int primary, string store)
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { dll, "--silo-port", $"{siloPort}", "--gateway-port", $"{gatewayPort}", "--primary-port", $"{primary}",
-                     "--model-store", store, "--memory", "4GB", "--threads", "1", "--name", $"bench-{siloPort}" })
-            psi.ArgumentList.Add(arg);
-        var p = Process.Start(psi)!;
-        var ready = new TaskCompletionSource();
-        p.OutputDataReceived += (_, e) => { if (e.Data?.StartsWith("strata-silo ready", StringComparison.Ordinal) == true) ready.TrySetResult(); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[silo {siloPort}] {e.Data}"); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        if (await Task.WhenAny(ready.Task, Task.Delay(TimeSpan.FromSeconds(90))) != ready.Task)
-            throw new TimeoutException($"silo on port {siloPort} did not report ready within 90 s");
-        return p;
-    }
+    private static Task<Process> StartSilo(string dll, int siloPort, int gatewayPort, int primary, string store) =>
+        SiloProcess.Start([dll, "--silo-port", $"{siloPort}", "--gateway-port", $"{gatewayPort}", "--primary-port", $"{primary}",
+            "--model-store", store, "--memory", "4GB", "--threads", "1", "--name", $"bench-{siloPort}"], $"silo {siloPort}");
 }

@@ -135,37 +135,39 @@ internal static class OverheadBenchmark
 
     private static string Prompt => "Once upon a time there was a little robot who lived in a quiet town by the sea";
 
-    private static async Task<Batch> Orleans(StrataClient client, int streams, int tokens, string prefix)
+    /// <summary>Runs <paramref name="streams"/> streams at once; each returns its TTFT (ms from its own start, on the
+    /// batch's clock) and its output tokens.</summary>
+    private static async Task<Batch> Streams(int streams, Func<int, Stopwatch, Task<(double Ttft, int Tokens)>> stream)
     {
         var clock = Stopwatch.StartNew();
-        var runs = Enumerable.Range(0, streams).Select(async i =>
-        {
-            var request = new GenerateRequest { Model = Model, Prompt = Prompt, MaxNewTokens = tokens };
-            double? ttft = null;
-            int count = 0;
-            var start = clock.Elapsed;
-            await foreach (var chunk in client.GenerateAsync($"{prefix}-{i}", request))
-            {
-                if (ttft is null && chunk.Text.Length > 0) ttft = (clock.Elapsed - start).TotalMilliseconds;
-                count += chunk.TokenIds.Length;
-            }
-            await client.Orleans.GetGrain<ISessionGrain>($"{prefix}-{i}").Close();
-            return (Ttft: ttft ?? double.NaN, Tokens: count);
-        }).ToArray();
-        var done = await Task.WhenAll(runs);
+        var done = await Task.WhenAll(Enumerable.Range(0, streams).Select(i => stream(i, clock)));
         double wall = clock.Elapsed.TotalSeconds;
         int total = done.Sum(d => d.Tokens);
         return new Batch(total / wall, done.Select(d => d.Ttft).ToArray(), total);
     }
 
-    private static async Task<Batch> Http(HttpClient http, int streams, int tokens)
+    private static Task<Batch> Orleans(StrataClient client, int streams, int tokens, string prefix) => Streams(streams, async (i, clock) =>
     {
-        var clock = Stopwatch.StartNew();
+        var request = new GenerateRequest { Model = Model, Prompt = Prompt, MaxNewTokens = tokens };
+        double? ttft = null;
+        int count = 0;
+        var start = clock.Elapsed;
+        await foreach (var chunk in client.GenerateAsync($"{prefix}-{i}", request))
+        {
+            if (ttft is null && chunk.Text.Length > 0) ttft = (clock.Elapsed - start).TotalMilliseconds;
+            count += chunk.TokenIds.Length;
+        }
+        await client.Orleans.GetGrain<ISessionGrain>($"{prefix}-{i}").Close();
+        return (ttft ?? double.NaN, count);
+    });
+
+    private static Task<Batch> Http(HttpClient http, int streams, int tokens)
+    {
         string body = JsonSerializer.Serialize(new
         {
             model = Model, prompt = Prompt, max_tokens = tokens, temperature = 0, stream = true, stream_options = new { include_usage = true },
         });
-        var runs = Enumerable.Range(0, streams).Select(async _ =>
+        return Streams(streams, async (_, clock) =>
         {
             var start = clock.Elapsed;
             using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
@@ -187,12 +189,8 @@ internal static class OverheadBenchmark
                     count = usage.GetProperty("completion_tokens").GetInt32();
             }
             if (count < 0) throw new InvalidOperationException("the stream carried no usage chunk");
-            return (Ttft: ttft ?? double.NaN, Tokens: count);
-        }).ToArray();
-        var done = await Task.WhenAll(runs);
-        double wall = clock.Elapsed.TotalSeconds;
-        int total = done.Sum(d => d.Tokens);
-        return new Batch(total / wall, done.Select(d => d.Ttft).ToArray(), total);
+            return (ttft ?? double.NaN, count);
+        });
     }
 
     private static async Task<WebApplication> StartGateway(StrataClient client)
@@ -244,25 +242,9 @@ internal static class OverheadBenchmark
                 "--cluster-id", clusterId, "--model-store", o.Store, "--memory", "4GB", "--threads", "1", "--name", $"{clusterId}-{i}",
             };
             args.AddRange(extra);
-            processes.Add(await StartSilo(args, $"{clusterId}-{i}", environment));
+            processes.Add(await SiloProcess.Start(args, $"{clusterId}-{i}", environment));
             gateways.Add(ports[2 * i + 1]);
         }
         return (gateways.ToArray(), "one ONNX Runtime thread each");
-    }
-
-    private static async Task<Process> StartSilo(IEnumerable<string> args, string name, Dictionary<string, string>? environment)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var (key, value) in environment ?? []) psi.Environment[key] = value;
-        foreach (string arg in args) psi.ArgumentList.Add(arg);
-        var p = Process.Start(psi)!;
-        var ready = new TaskCompletionSource();
-        p.OutputDataReceived += (_, e) => { if (e.Data?.StartsWith("strata-silo ready", StringComparison.Ordinal) == true) ready.TrySetResult(); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[{name}] {e.Data}"); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        if (await Task.WhenAny(ready.Task, Task.Delay(TimeSpan.FromSeconds(90))) != ready.Task)
-            throw new TimeoutException($"silo {name} did not report ready within 90 s");
-        return p;
     }
 }
