@@ -172,10 +172,7 @@ internal sealed partial class SessionGrain(
         if (next.ShardKeys.Any(leaving.Contains)) return current;
         LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", next.ShardKeys));
         _releaseAfterStep = [.. _releaseAfterStep ?? [], .. current.ShardKeys.Except(next.ShardKeys)];
-        _route = next;
-        _holdsKv = false;
-        _cached = 0;
-        TurnEpoch++;
+        SwitchTo(next);
         return await ReserveOrFailover(next, cancellation);
     }
 
@@ -446,10 +443,7 @@ internal sealed partial class SessionGrain(
             var route = await WithRetries(() => grains.GetGrain<IModelGrain>(lost.Model).ReportLost(lost.ShardKeys), cancellation);
             var left = lost.ShardKeys.Except(route.ShardKeys).ToArray();
             _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
-            _route = route;
-            _holdsKv = false;
-            _cached = 0;
-            TurnEpoch++;
+            SwitchTo(route);
             try
             {
                 await Reserve(route, cancellation);
@@ -463,6 +457,16 @@ internal sealed partial class SessionGrain(
                 lost = route;
             }
         }
+    }
+
+    /// <summary>Makes <paramref name="route"/> the session's route before it reserves there: nothing is cached on it
+    /// as far as the session counts, and a new turn epoch makes the stages refuse late steps sent on the old one.</summary>
+    private void SwitchTo(Route route)
+    {
+        _route = route;
+        _holdsKv = false;
+        _cached = 0;
+        TurnEpoch++;
     }
 
     /// <summary>Takes slots on <paramref name="route"/>; a shard lost on the way (its silo died since the route was
