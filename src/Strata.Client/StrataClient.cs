@@ -373,6 +373,7 @@ public sealed class StrataClient : IAsyncDisposable
                 return (stream, await stream.MoveNextAsync());
             }
             catch (Exception e) when (e is OrleansMessageRejectionException or TimeoutException or global::Orleans.Runtime.Messaging.ConnectionFailedException
+                                          or EnumerationAbortedException // the session's activation was lost before its first chunk
                                       && DateTime.UtcNow < giveUp)
             {
                 await DisposeQuietly(stream);
