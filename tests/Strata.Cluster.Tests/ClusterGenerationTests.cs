@@ -1,3 +1,4 @@
+using Strata.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Strata.Contracts;
 using Strata.Grains.Stages;
@@ -222,10 +223,8 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
     {
         var status = await Deploy("m-placement");
         await Cluster("s-placement", "m-placement", "hello", 2);
-        var address = await fx.Client.Orleans.GetGrain<IManagementGrain>(0)
-            .GetActivationAddress(fx.Client.Orleans.GetGrain<ISessionGrain>("s-placement"));
-        Assert.NotNull(address);
-        Assert.Equal(status.Stages[0].Silo, address!.ToParsableString());
+        var silo = await GrainLocation.SiloOf(fx.Client.Orleans, fx.Client.Orleans.GetGrain<ISessionGrain>("s-placement"));
+        Assert.Equal(status.Stages[0].Silo, silo);
     }
 
     private static string[] VariedPrompts(int n) =>

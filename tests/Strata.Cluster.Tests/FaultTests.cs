@@ -1,3 +1,4 @@
+using Strata.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using Strata.Client;
@@ -74,8 +75,7 @@ public sealed class FaultTests : IAsyncLifetime
         new() { Model = model, Prompt = prompt, MaxNewTokens = tokens, IgnoreEos = true };
 
     private static async Task<string> SiloOf(InProcessTestCluster cluster, IAddressable grain) =>
-        (await cluster.Client.GetGrain<IManagementGrain>(0).GetActivationAddress(grain))?.ToParsableString()
-        ?? throw new InvalidOperationException("the grain has no activation");
+        await GrainLocation.SiloOf(cluster.Client, grain) ?? throw new InvalidOperationException("the grain has no activation");
 
     [Theory]
     [InlineData(1)] // a middle stage
@@ -91,9 +91,8 @@ public sealed class FaultTests : IAsyncLifetime
         // back on the silo without a stage, so that the victim below holds one stage only (new sessions live beside
         // stage 0). Nothing else calls the model grain meanwhile: reconciliation is slow in this test.
         var modelGrain = cluster.Client.GetGrain<IModelGrain>("m");
-        var management = cluster.Client.GetGrain<IManagementGrain>(0);
         await modelGrain.Cast<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
-        for (var clock = System.Diagnostics.Stopwatch.StartNew(); await management.GetActivationAddress(modelGrain) is not null;)
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); await GrainLocation.SiloOf(cluster.Client, modelGrain) is not null;)
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the model grain was not deactivated");
         ModelStatus collected = await client.GetModelStatusAsync("m");
         Assert.Equal(DeploymentState.Ready, collected.State);

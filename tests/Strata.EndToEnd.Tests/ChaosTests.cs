@@ -1,3 +1,4 @@
+using Strata.Testing;
 using Strata.Client;
 using Strata.Contracts;
 using Strata.EndToEnd.Tests.Infrastructure;
@@ -45,7 +46,7 @@ public sealed class ChaosTests(ITestOutputHelper output)
         {
             Role.MiddleStage => (string)stages.Single(s => (int)s!["index"]! == 1)!["silo"]!,
             Role.LastStage => (string)stages.Single(s => (int)s!["index"]! == 2)!["silo"]!,
-            Role.SessionSilo => (await client.Orleans.GetGrain<IManagementGrain>(0).GetActivationAddress(session))!.ToParsableString(),
+            Role.SessionSilo => await GrainLocation.SiloOf(client.Orleans, session) ?? throw new InvalidOperationException("the session has no activation"),
             _ => await ModelGrainSilo(cluster),
         };
         var victim = cluster.Silos.Single(s => s.Is(victimAddress));

@@ -1,3 +1,4 @@
+using Strata.Testing;
 using System.Text.Json.Nodes;
 using Strata.Client;
 using Strata.Contracts;
@@ -166,7 +167,8 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
 
         // A conversation with a completed turn first, so that the broken turn has stored history before it.
         var first = await Stream(client, "victim", 16);
-        string sessionHost = (await client.Orleans.GetGrain<IManagementGrain>(0).GetActivationAddress(client.Orleans.GetGrain<ISessionGrain>("victim")))!.ToParsableString();
+        string sessionHost = await GrainLocation.SiloOf(client.Orleans, client.Orleans.GetGrain<ISessionGrain>("victim"))
+            ?? throw new InvalidOperationException("the session 'victim' has no activation");
         var victim = cluster.Silos.Single(s => s.Is(sessionHost));
         output.WriteLine($"session on {victim.Name}; killing it during the second turn");
         var second = await Stream(client, "victim", tokens, n =>
@@ -291,8 +293,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output)
     internal static async Task<string> ModelGrainSilo(ProcessCluster cluster)
     {
         await using var client = await StrataClient.ConnectAsync(cluster.Redis, clusterId: cluster.ClusterId);
-        var address = await client.Orleans.GetGrain<IManagementGrain>(0).GetActivationAddress(client.Orleans.GetGrain<IModelGrain>(Package));
-        return address?.ToParsableString() ?? throw new InvalidOperationException($"the model grain '{Package}' has no activation");
+        return await GrainLocation.SiloOf(client.Orleans, client.Orleans.GetGrain<IModelGrain>(Package)) ?? throw new InvalidOperationException($"the model grain '{Package}' has no activation");
     }
 
     private static bool SameSilo(string a, string b) => a.Split('@')[0] == b.Split('@')[0];
