@@ -271,6 +271,7 @@ public sealed class StrataClient : IAsyncDisposable
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
                 _ = DisposeQuietly(stream); // its grain may be gone: do not wait on it
                 span?.AddEvent(new System.Diagnostics.ActivityEvent("resume"));
+                await SweepPeers();
                 var resume = request with { Resume = new TurnResume(turn.Turn, turn.HistoryStart, received.ToArray(), rng) };
                 (stream, any) = await Traced(span, () => StartTurn(sessionId, resume, cancellation));
             }
@@ -356,6 +357,15 @@ public sealed class StrataClient : IAsyncDisposable
     /// <summary>The stream's grain or its silo went away (not an error of the request itself).</summary>
     private static bool IsBrokenStream(Exception e) => e is EnumerationAbortedException or OrleansException or TimeoutException;
 
+    /// <summary>Asks the silo this client reaches first to check its peers, so that a silo whose process is gone (the
+    /// session's, most likely) is declared dead now and the session reactivates elsewhere, not after the membership's
+    /// missed probes. Best effort: a cluster that cannot answer within a second is settling anyway.</summary>
+    private async Task SweepPeers()
+    {
+        try { await Orleans.GetGrain<IPeerWatchGrain>(0).Sweep().WaitAsync(TimeSpan.FromSeconds(1)); }
+        catch (Exception e) when (e is TimeoutException or OrleansException) { /* membership's probes decide then */ }
+    }
+
     /// <summary>How long starting a turn is retried while the cluster refuses calls after a silo was lost.</summary>
     public TimeSpan StartRetryWindow { get; init; } = TimeSpan.FromSeconds(45);
 
@@ -378,6 +388,7 @@ public sealed class StrataClient : IAsyncDisposable
             {
                 await DisposeQuietly(stream);
                 _entrySilos.TryRemove(request.Model, out _);
+                await SweepPeers();
                 await Task.Delay(delay, cancellation);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }

@@ -162,6 +162,19 @@ public interface ISiloControlGrain : IGrainWithStringKey
     Task<DrainReport> Drain();
 }
 
+/// <summary>
+/// The silo a caller reaches first checks its peers at once: a client whose stream broke calls it before it resumes
+/// the turn, so that a silo whose process is gone is declared dead now and its sessions reactivate elsewhere, rather
+/// than after the membership's missed probes. One per silo (a stateless worker, run where it is called).
+/// </summary>
+[Alias("strata.IPeerWatchGrain")]
+public interface IPeerWatchGrain : IGrainWithIntegerKey
+{
+    /// <summary>Checks every other active silo; returns how many were found gone and declared dead.</summary>
+    [Alias("Sweep")]
+    Task<int> Sweep();
+}
+
 /// <summary>The silos being drained, cluster-wide: planners place nothing new on them.</summary>
 [Alias("strata.IDrainRegistryGrain")]
 public interface IDrainRegistryGrain : IGrainWithStringKey

@@ -27,6 +27,7 @@ internal sealed partial class ModelGrain(
     IClusterMembershipService membership,
     ISiloMetadataCache metadata,
     IGrainFactory grains,
+    Control.PeerWatch peers,
     IOptions<StrataSiloOptions> options,
     ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
@@ -223,6 +224,7 @@ internal sealed partial class ModelGrain(
             }
             catch (Exception e) when (e is not OutOfMemoryException)
             {
+                _ = peers.Suspect(silo);
                 return new ShardProbe(Lost(silo, Describe(e)), true);
             }
         }));

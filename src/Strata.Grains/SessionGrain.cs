@@ -24,6 +24,7 @@ internal sealed partial class SessionGrain(
     IGrainFactory grains,
     TokenizerCache tokenizers,
     StepDeadlines deadlines,
+    Control.PeerWatch peers,
     IOptions<StrataSiloOptions> options,
     ILogger<SessionGrain> logger)
     : Grain, ISessionGrain
@@ -440,6 +441,9 @@ internal sealed partial class SessionGrain(
     {
         for (int attempt = 1; ; attempt++)
         {
+            // A silo of the route whose process is gone is declared dead now, so that the model grain's probe and
+            // re-plan see it gone rather than wait for a timeout.
+            await Task.WhenAll(lost.ShardKeys.Select(k => peers.Suspect(Placement.ShardKeys.Silo(k))));
             var route = await WithRetries(() => grains.GetGrain<IModelGrain>(lost.Model).ReportLost(lost.ShardKeys), cancellation);
             var left = lost.ShardKeys.Except(route.ShardKeys).ToArray();
             _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
@@ -506,6 +510,7 @@ internal sealed partial class SessionGrain(
             catch (Exception e) when (e is TimeoutException or OrleansException && DateTime.UtcNow < giveUp)
             {
                 LogRetry(logger, Id, Describe(e));
+                _ = peers.Sweep(); // the model grain's silo may be gone: declared dead, the grain reactivates elsewhere
                 await Task.Delay(delay, cancellation);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }

@@ -45,6 +45,10 @@ public sealed class StrataSiloOptions
     /// <summary>How long the model grain waits for a shard's status before calling it unreachable. Default 1 s.</summary>
     public TimeSpan ShardProbeTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Whether a peer that refuses connections at its silo port, once a call to it failed, is declared dead at
+    /// once (its process is gone) instead of after the membership's missed probes. Default true.</summary>
+    public bool ConfirmDeadPeers { get; set; } = true;
+
     /// <summary>How long a repair waits for replacement stages to load. Default 5 minutes.</summary>
     public TimeSpan StageLoadTimeout { get; set; } = TimeSpan.FromMinutes(5);
 

@@ -29,6 +29,7 @@ public static class StrataSiloBuilderExtensions
         silo.Services.AddSingleton<StageHost>();
         silo.Services.AddSingleton<TokenizerCache>();
         silo.Services.AddSingleton<StepDeadlines>();
+        silo.Services.AddSingleton<Grains.Control.PeerWatch>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, Grains.Control.DrainOnShutdown>();
         if (options.DrainOnShutdown)
             silo.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(20));
