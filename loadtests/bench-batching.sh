@@ -2,6 +2,9 @@
 # Continuous batching, measured the way serving engines are: a synthetic ~100M fp32 Llama, 2 stages on 2 silo
 # processes (one ONNX Runtime thread each), loopback, localhost clustering.
 #   1. one closed-loop load-generator run per concurrency (1, 4, 16, 32) against a deployment with 32 KV slots;
+#      then 16 and 32 again on silos started with --pipelining false (every waiting step in one batch, so the two
+#      stages compute in turn), to show what running micro-batches through the pipeline buys; on both, TTFT of a
+#      512-token prompt alone (a second deployment with room for it), sent in chunks at once or one after another;
 #   2. KV budget: fresh silos, a deployment with 8 KV slots, 32 concurrent clients; failures and peak silo memory;
 #   3. the engine alone: the whole model as one graph, batch 16 against batch 1, in one process.
 # Results go to .strata/bench-batching/ (JSON per run) and a summary to stdout.
@@ -31,13 +34,13 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 pids=()
 stop_silos() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
 trap stop_silos EXIT
-start_silos() { # $1 = tag
+start_silos() { # $1 = tag, then extra silo options
   primary=$(free_port); gateway=$(free_port)
   for i in 0 1; do
     port=$primary; gw=$gateway
     if [ "$i" = 1 ]; then port=$(free_port); gw=$(free_port); fi
     "$silo" --silo-port "$port" --gateway-port "$gw" --primary-port "$primary" --model-store "$store" --memory 8GB \
-      --threads 1 --name "bench-$1-$i" > "$out/silo-$1-$i.log" 2>&1 &
+      --threads 1 --name "bench-$1-$i" "${@:2}" > "$out/silo-$1-$i.log" 2>&1 &
     pids+=($!)
     for _ in $(seq 1 120); do grep -q "strata-silo ready" "$out/silo-$1-$i.log" && break; sleep 0.5; done
     grep -q "strata-silo ready" "$out/silo-$1-$i.log" || { echo "silo $i did not start; see $out/silo-$1-$i.log"; exit 1; }
@@ -52,6 +55,21 @@ for c in 1 4 16 32; do
   "$loadtest" --model m --gateway-port "$gateway" --concurrency "$c" --requests $((c * per_client)) \
     --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" --json "$out/concurrency-$c.json"
 done
+prefill_ttft() { # $1 = json name
+  "$strata" cluster deploy --model synthetic-100m --name p --stages 2 --max-context 640 --max-sessions 2 --gateway-port "$gateway"
+  "$loadtest" --model p --gateway-port "$gateway" --concurrency 1 --requests 6 --prompt-tokens 512 --max-new-tokens 2 --json "$out/$1.json"
+}
+prefill_ttft prefill-512
+stop_silos
+
+echo "== the same at 16 and 32 without pipelining (--pipelining false)"
+start_silos single --pipelining false
+"$strata" cluster deploy --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 32 --gateway-port "$gateway"
+for c in 16 32; do
+  "$loadtest" --model m --gateway-port "$gateway" --concurrency "$c" --requests $((c * per_client)) \
+    --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" --json "$out/single-batch-$c.json"
+done
+prefill_ttft prefill-512-serial
 stop_silos
 
 echo "== KV budget: 8 slots, 32 concurrent clients"
@@ -81,6 +99,14 @@ for c, r in rows:
     t, p = r["ttft_ms"], r["tpot_ms"]
     print(f"{c:11d}  {r['completed']:9d} {r['failed']:6d}  {r['output_tokens_per_second']:9.2f}  {r['output_tokens_per_second']/base:6.2f}"
           f"  {t['p50']:7.0f} {t['p90']:7.0f} {t['p99']:7.0f}  {p['p50']:7.1f} {p['p90']:7.1f} {p['p99']:7.1f}")
+print("\nwithout pipelining (one decode batch of every waiting step per stage):")
+for c, r in rows[2:]:
+    o = json.load(open(os.path.join(out, f"single-batch-{c}.json")))
+    print(f"  c={c}: {o['output_tokens_per_second']:.2f} tok/s (TPOT p50 {o['tpot_ms']['p50']:.1f} ms); pipelined: "
+          f"{r['output_tokens_per_second']:.2f} tok/s (TPOT p50 {r['tpot_ms']['p50']:.1f} ms), x{r['output_tokens_per_second'] / o['output_tokens_per_second']:.2f}")
+pp, ps = (json.load(open(os.path.join(out, f"{n}.json")))["ttft_ms"] for n in ("prefill-512", "prefill-512-serial"))
+print(f"TTFT of a 512-token prompt over 2 stages (p50/p99 ms): chunks at once {pp['p50']:.0f}/{pp['p99']:.0f}, "
+      f"one after another {ps['p50']:.0f}/{ps['p99']:.0f}, x{ps['p50'] / pp['p50']:.2f}")
 b = json.load(open(os.path.join(out, "budget-8.json")))
 print(f"\nbudget 8 slots, 32 clients: completed {b['completed']}, failed {b['failed']}, {b['output_tokens_per_second']:.2f} tok/s, "
       f"TTFT p50 {b['ttft_ms']['p50']:.0f} ms p99 {b['ttft_ms']['p99']:.0f} ms")
@@ -89,5 +115,6 @@ e = json.load(open(os.path.join(out, "engine-batch.json")))
 e1, e16 = e["results"][0]["tokens_per_second"], e["results"][1]["tokens_per_second"]
 c1, c16 = base, rows[2][1]["output_tokens_per_second"]
 print(f"engine alone: batch 1 {e1:.2f} tok/s, batch 16 {e16:.2f} tok/s, ratio {e16 / e1:.2f}")
-print(f"cluster c=16 / c=1: {c16 / c1:.2f}; cluster / engine: c=1 {c1 / e1:.2f}, c=16 {c16 / e16:.2f}")
+c32 = rows[3][1]["output_tokens_per_second"]
+print(f"cluster c=16 / c=1: {c16 / c1:.2f}; cluster / engine: c=1 {c1 / e1:.2f}, c=16 {c16 / e16:.2f}, c=32 {c32 / e16:.2f} (against batch 16)")
 PY

@@ -67,8 +67,9 @@ internal sealed partial class ModelGrain(
             var old = Record.Shards.ToList();
             await UnloadShards(old);
             long version = Record.Version + 1;
-            var shards = plan.Stages.Select(s => NewShard(request, manifest, s, 0, s.SiloId, version))
-                .Concat(replicas.Select(r => NewShard(request, manifest, plan.Stages[r.Stage], r.Replica, r.SiloId, version)))
+            int stages = plan.Stages.Count;
+            var shards = plan.Stages.Select(s => NewShard(request, manifest, s, 0, s.SiloId, version, stages))
+                .Concat(replicas.Select(r => NewShard(request, manifest, plan.Stages[r.Stage], r.Replica, r.SiloId, version, stages)))
                 .OrderBy(s => s.Config.StageIndex).ThenBy(s => s.Replica).ToList();
             await Store(new DeploymentRecord { Request = request, Version = version, Shards = shards });
             await grains.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.Key).Add(Model);
@@ -101,10 +102,10 @@ internal sealed partial class ModelGrain(
         }
     }
 
-    private ShardRecord NewShard(DeployRequest request, PackageManifest manifest, PlannedStage stage, int replica, string silo, long version) =>
+    private ShardRecord NewShard(DeployRequest request, PackageManifest manifest, PlannedStage stage, int replica, string silo, long version, int stages) =>
         new(ShardKeys.Format(Model, stage.Index, version, silo, replica), replica,
             new ShardConfig(Model, request.PackagePath, stage.Index, stage.FirstLayer, stage.EndLayer, manifest.Config.NumLayers,
-                request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait),
+                request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait, stages),
             stage.TotalBytes);
 
     // fp32 KV on the CPU; conservative for fp16 devices.

@@ -320,8 +320,8 @@ internal sealed partial class SessionGrain(
                 if (route.ShardKeys.Any(leaving.Contains)) route = await Relocate(route, leaving, cancellation);
             }
             // A long prompt goes in steps of at most PrefillChunk tokens (activation messages stay small); all but
-            // the last only fill the caches.
-            int perStep = options.Value.PrefillChunk;
+            // the last only fill the caches. Over several stages they go out together (PipelinedPrompt).
+            int perStep = PromptChunk(route, History.Count - _cached);
             bool fillOnly = History.Count - _cached > perStep;
             int[] pending = History.GetRange(_cached, fillOnly ? perStep : History.Count - _cached).ToArray();
             var first = grains.GetGrain<IShardGrain>(route.ShardKeys[0]);
@@ -333,13 +333,18 @@ internal sealed partial class SessionGrain(
             long sent = Stopwatch.GetTimestamp();
             try
             {
-                result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, Rng!, TurnEpoch, fillOnly, route.ShardKeys))
-                    .WaitAsync(deadlines.For(request.Model, pending.Length, slack), cancellation);
-                deadlines.Record(request.Model, pending.Length, Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
-                if (fillOnly)
+                if (fillOnly && route.ShardKeys.Count > 1 && options.Value.Pipelining)
+                    result = await PipelinedPrompt(first, route, perStep, request, slack, cancellation);
+                else
                 {
-                    _cached += pending.Length;
-                    continue;
+                    result = await first.Step(new StepRequest(Id, _cached, pending.Length, pending, null, "", request.Sampling, Rng!, TurnEpoch, fillOnly, route.ShardKeys))
+                        .WaitAsync(deadlines.For(request.Model, pending.Length, slack), cancellation);
+                    deadlines.Record(request.Model, pending.Length, Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+                    if (fillOnly)
+                    {
+                        _cached += pending.Length;
+                        continue;
+                    }
                 }
             }
             catch (StrataException e) when (e.Code == ErrorCodes.KvLost && rebuilds < MaxKvRebuilds)
@@ -388,6 +393,65 @@ internal sealed partial class SessionGrain(
                 return;
             }
             output.TryWrite(new GenerateChunk(decision.Text, [result.Token], null, null, generated == 1 && resume is null ? added : null, Rng, info));
+        }
+    }
+
+    /// <summary>Fewest prompt tokens in one step of a pipelined prompt: smaller chunks cost more per token than the
+    /// overlap of the stages gains.</summary>
+    private const int MinPipelinedChunk = 64;
+
+    /// <summary>Tokens per step for the <paramref name="remaining"/> uncached tokens: at most PrefillChunk; over several
+    /// stages (pipelining on) small enough that the prompt makes twice as many steps as there are stages, so that
+    /// every stage has a chunk to compute while the next arrive.</summary>
+    private int PromptChunk(Route route, int remaining)
+    {
+        int max = options.Value.PrefillChunk;
+        int stages = route.ShardKeys.Count;
+        if (!options.Value.Pipelining || stages < 2 || remaining <= MinPipelinedChunk) return max;
+        int chunk = (remaining + 2 * stages - 1) / (2 * stages);
+        return Math.Clamp(chunk, Math.Min(MinPipelinedChunk, max), max);
+    }
+
+    /// <summary>
+    /// Sends the rest of the prompt (everything not cached) as steps of <paramref name="perStep"/> tokens all at once,
+    /// the last one sampling, and returns its result: stage 0 computes chunk k+1 while stage 1 computes chunk k, so a
+    /// long prompt costs about one pass of the slowest stage plus a chunk per further stage instead of the sum of the
+    /// stages. Every stage runs a session's steps in arrival order, and steps sent in order arrive in order; a step
+    /// that arrived early anyway finds its positions missing and fails as lost KV, which rebuilds the cache (exact,
+    /// only slower). The cache count advances as each chunk's step returns, so a failure part-way replays the rest.
+    /// </summary>
+    private async Task<StepResult> PipelinedPrompt(IShardGrain first, Route route, int perStep, GenerateRequest request, double slack,
+        CancellationToken cancellation)
+    {
+        var chunks = new List<(int Start, int Count)>();
+        for (int at = _cached; at < History.Count; at += perStep) chunks.Add((at, Math.Min(perStep, History.Count - at)));
+        long sent = Stopwatch.GetTimestamp();
+        var steps = chunks.Select((c, i) =>
+        {
+            bool fill = i < chunks.Count - 1;
+            int[] tokens = History.GetRange(c.Start, c.Count).ToArray();
+            return first.Step(new StepRequest(Id, c.Start, c.Count, tokens, null, "", request.Sampling, Rng!, TurnEpoch, fill, route.ShardKeys));
+        }).ToArray();
+        int total = History.Count - _cached;
+        var deadline = deadlines.For(request.Model, total, slack);
+        try
+        {
+            StepResult result = null!;
+            for (int i = 0; i < steps.Length; i++)
+            {
+                var left = deadline - Stopwatch.GetElapsedTime(sent);
+                result = await steps[i].WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, cancellation);
+                if (i < steps.Length - 1) _cached += chunks[i].Count;
+            }
+            deadlines.Record(request.Model, total, Stopwatch.GetElapsedTime(sent).TotalMilliseconds);
+            return result;
+        }
+        catch
+        {
+            // The steps still out end by themselves (refused as stale once the session moves on); nothing waits on them.
+            foreach (var step in steps) _ = step.ContinueWith(static t => _ = t.Exception, CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            throw;
         }
     }
 

@@ -39,6 +39,7 @@ public static class StrataSiloHost
         ["--tls"] = "Cluster:Tls",
         ["--max-batch"] = "Strata:MaxBatch",
         ["--prefill-chunk"] = "Strata:PrefillChunk",
+        ["--pipelining"] = "Strata:Pipelining",
         ["--admission-queue"] = "Strata:AdmissionQueue",
         ["--admission-wait"] = "Strata:AdmissionWait",
         ["--metrics-port"] = "Telemetry:MetricsPort",
@@ -58,7 +59,7 @@ public static class StrataSiloHost
         builder.Configuration.AddEnvironmentVariables("STRATA__");
         builder.Configuration.AddCommandLine(args, Flags.ToDictionary(kv => kv.Key, kv => kv.Value));
         builder.Logging.AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "HH:mm:ss "; });
-        builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Orleans", LogLevel.Warning).AddFilter("Microsoft", LogLevel.Warning).AddFilter("Polly", LogLevel.Warning);
 
         var cluster = new ClusteringSettings();
         builder.Configuration.GetSection("Cluster").Bind(cluster);

@@ -18,9 +18,20 @@ public sealed record BatcherOptions
     /// this size with decode batches between them, so it never stalls the running sessions for long.</summary>
     public int PrefillChunk { get; init; } = 512;
 
+    /// <summary>Stages of the pipeline this stage is part of. With more than one, a decode run takes at most its share
+    /// of the sessions holding a slot here (a micro-batch of slots-in-use / depth): the rest run next, while the first
+    /// micro-batch is at the following stages, so every stage of the pipeline has work instead of all but one waiting
+    /// for a batch of everything. 1 = one run of every waiting step.</summary>
+    public int PipelineDepth { get; init; } = 1;
+
     /// <summary>Idle KV slots a decode run may span to join two groups of busy slots into one batch (they run as
     /// padding rows). Wider gaps split the batch into two runs.</summary>
     public int MaxGap { get; init; } = 4;
+
+    /// <summary>How long a step that arrived before an earlier step of its session (it starts past what the stage
+    /// holds, on the same turn) waits for it. Steps sent in order can arrive out of order (each message is addressed
+    /// on its own); a predecessor that never comes was lost, and the step then fails as lost KV. Default 5 s.</summary>
+    public TimeSpan EarlyStepWait { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Admission to the KV slots.</summary>
     public AdmissionOptions Admission { get; init; } = new();
@@ -37,6 +48,7 @@ public sealed record BatcherOptions
         if (MaxBatch < 1) throw new ArgumentException($"max batch must be >= 1, got {MaxBatch}", nameof(MaxBatch));
         if (PrefillChunk < 1) throw new ArgumentException($"prefill chunk must be >= 1, got {PrefillChunk}", nameof(PrefillChunk));
         if (MaxGap < 0) throw new ArgumentException($"max gap must be >= 0, got {MaxGap}", nameof(MaxGap));
+        if (PipelineDepth < 1) throw new ArgumentException($"pipeline depth must be >= 1, got {PipelineDepth}", nameof(PipelineDepth));
         Admission.Validate();
     }
 }
@@ -199,12 +211,19 @@ public sealed partial class StageBatcher : IDisposable
         var decode = new List<Pending>();
         var prefill = new Queue<Pending>();
         var deferred = new List<Pending>();
+        var early = new List<Pending>();
         var busy = new HashSet<string>(StringComparer.Ordinal);
         Prefill? current = null;
 
         void Admit(Pending p)
         {
             if (!busy.Add(p.Job.SessionId)) { deferred.Add(p); return; } // an earlier step of the session is queued
+            if (IsEarly(p))
+            {
+                busy.Remove(p.Job.SessionId);
+                early.Add(p);
+                return;
+            }
             if (p.Job.TokenCount == 1) decode.Add(p);
             else prefill.Enqueue(p);
         }
@@ -222,8 +241,9 @@ public sealed partial class StageBatcher : IDisposable
         {
             if (decode.Count == 0 && prefill.Count == 0 && current is null)
             {
-                if (!_inbox.TryTake(out var first, Timeout.Infinite)) break; // shut down
-                Admit(first);
+                // Early steps wait for their predecessors; look at them again now and then even when nothing arrives.
+                if (_inbox.TryTake(out var first, early.Count > 0 ? EarlyRecheckMilliseconds : Timeout.Infinite)) Admit(first);
+                else if (_inbox.IsCompleted || _stopping) break; // shut down
             }
             while (_inbox.TryTake(out var more)) Admit(more);
 
@@ -252,13 +272,27 @@ public sealed partial class StageBatcher : IDisposable
                 deferred.Clear();
                 foreach (var p in again) Admit(p);
             }
+            if (early.Count > 0)
+            {
+                var again = early.OrderBy(p => p.Job.PastLength).ToList();
+                early.Clear();
+                foreach (var p in again) Admit(p);
+            }
         }
 
         var gone = new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} shut down");
-        foreach (var p in decode.Concat(prefill).Concat(deferred)) p.Done.TrySetException(gone);
+        foreach (var p in decode.Concat(prefill).Concat(deferred).Concat(early)) p.Done.TrySetException(gone);
         current?.Step.Done.TrySetException(gone);
         while (_inbox.TryTake(out var left)) left.Done.TrySetException(gone);
     }
+
+    private const int EarlyRecheckMilliseconds = 10;
+
+    /// <summary>Whether a step starts past what the stage holds for its session on the same turn (an earlier step of
+    /// the session has not arrived yet), and has not waited for it too long.</summary>
+    private bool IsEarly(Pending p) =>
+        Leases.TryGet(p.Job.SessionId, out var lease) && p.Job.Epoch == lease.Epoch && p.Job.PastLength > lease.Length
+        && Stopwatch.GetElapsedTime(p.Enqueued) < _options.EarlyStepWait;
 
     /// <summary>Resolves the lease of a step and checks it can run; fails the step (only) when not.</summary>
     private KvLease? Resolve(Pending p, Action<Pending> finish)
@@ -282,7 +316,7 @@ public sealed partial class StageBatcher : IDisposable
 
     private void RunDecode(List<Pending> decode, Action<Pending> finish, List<Pending> inTurn)
     {
-        int take = Math.Min(decode.Count, _options.MaxBatch);
+        int take = Math.Min(decode.Count, MicroBatch());
         var rows = new List<(Pending Step, KvLease Lease)>(take);
         inTurn.AddRange(decode.Take(take));
         foreach (var p in decode.Take(take))
@@ -299,6 +333,15 @@ public sealed partial class StageBatcher : IDisposable
             RunDecodeRows(rows.GetRange(start, i - start), slots, finish);
             start = i;
         }
+    }
+
+    /// <summary>Most decode rows in this run: the batch limit, or with a pipeline of several stages this stage's share
+    /// of the sessions holding a slot (see <see cref="BatcherOptions.PipelineDepth"/>).</summary>
+    private int MicroBatch()
+    {
+        if (_options.PipelineDepth <= 1) return _options.MaxBatch;
+        int share = (Leases.Used + _options.PipelineDepth - 1) / _options.PipelineDepth;
+        return Math.Clamp(share, 1, _options.MaxBatch);
     }
 
     private bool CanBridge(int from, int to, KvLease?[] slots)

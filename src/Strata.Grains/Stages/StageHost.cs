@@ -139,6 +139,7 @@ public sealed partial class StageHost : IDisposable
             {
                 MaxBatch = _options.MaxBatch,
                 PrefillChunk = _options.PrefillChunk,
+                PipelineDepth = _options.Pipelining ? Math.Max(1, config.Stages) : 1,
                 Admission = new AdmissionOptions
                 {
                     QueueLimit = config.AdmissionQueue ?? _options.AdmissionQueue,

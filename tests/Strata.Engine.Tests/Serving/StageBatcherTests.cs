@@ -168,6 +168,62 @@ public sealed class StageBatcherTests
         Assert.Equal(Alone(w, pc, 2), new[] { tc, oc.Token });
     }
 
+    [Theory]
+    [InlineData(1, new[] { 8 })]    // one stage: every waiting step in one run
+    [InlineData(2, new[] { 5, 3 })] // a stage of two: its share of the 9 sessions holding a slot (5), then the rest
+    public async Task In_a_pipeline_a_stage_runs_its_share_of_the_sessions_per_decode_run_and_the_rest_next(int depth, int[] expectedRuns)
+    {
+        using var w = MemoryTensorSource.Random(Config, seed: 13);
+        var runs = new ConcurrentQueue<(int Rows, int Tokens)>();
+        using var chain = new Chain(w, stages: 1, slots: 10, new BatcherOptions { PipelineDepth = depth, OnRun = (rows, tokens) => runs.Enqueue((rows, tokens)) });
+        var batcher = chain.Batchers[0];
+        string[] sessions = Enumerable.Range(0, 8).Select(i => $"s{i}").ToArray();
+        var prompts = sessions.Select((_, i) => Prompt(i, 2 + i)).ToArray();
+        var first = new int[sessions.Length];
+        for (int i = 0; i < sessions.Length; i++)
+        {
+            await chain.Reserve(sessions[i]);
+            first[i] = await chain.Step(sessions[i], 0, prompts[i]);
+        }
+
+        // Hold the batch thread so that all eight decode steps are waiting when it next forms a run.
+        using var gate = new ManualResetEventSlim();
+        using var holder = await Reserved(chain, "holder");
+        var held = chain.Step("holder", 0, [1, 2], (logits, _) => { gate.Wait(); return Sampler.ArgMax(logits); });
+        var steps = sessions.Select((s, i) => batcher.StepAsync(Decode(s, prompts[i].Length, first[i]))).ToArray();
+        runs.Clear();
+        gate.Set();
+        await held;
+        var outcomes = await Task.WhenAll(steps).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.Equal(expectedRuns, runs.Where(r => r.Tokens == 1).Select(r => r.Rows).ToArray());
+        for (int i = 0; i < sessions.Length; i++) Assert.Equal(Alone(w, prompts[i], 2), new[] { first[i], outcomes[i].Token });
+    }
+
+    [Fact]
+    public async Task A_step_that_arrives_before_the_one_it_follows_waits_for_it_and_one_whose_predecessor_never_comes_fails_as_lost_kv()
+    {
+        using var w = MemoryTensorSource.Random(Config, seed: 17);
+        using var chain = new Chain(w, stages: 1, slots: 2, new BatcherOptions { EarlyStepWait = TimeSpan.FromMilliseconds(300) });
+        var batcher = chain.Batchers[0];
+        await chain.Reserve("s");
+        int[] prompt = Prompt(4, 10);
+        StepJob Part(int from, int count, bool sample) => new()
+        {
+            SessionId = "s", PastLength = from, TokenCount = count, Tokens = prompt[from..(from + count)],
+            Sample = sample ? (logits, _) => Sampler.ArgMax(logits) : null,
+        };
+
+        // The second half of the prompt first: it waits until the first half has filled positions 0-5.
+        var second = batcher.StepAsync(Part(6, 4, sample: true));
+        var first = batcher.StepAsync(Part(0, 6, sample: false));
+        await first.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Equal(Alone(w, prompt, 1)[0], (await second.WaitAsync(TimeSpan.FromMinutes(1))).Token);
+
+        // A step past what the stage holds whose predecessor never comes fails, once it has waited long enough.
+        await Assert.ThrowsAsync<KvLostException>(() => batcher.StepAsync(Decode("s", prompt.Length + 2, 1)).WaitAsync(TimeSpan.FromMinutes(1)));
+    }
+
     private static StepJob Decode(string session, int past, int token) => new()
     {
         SessionId = session, PastLength = past, TokenCount = 1, Tokens = [token], Sample = (logits, _) => Sampler.ArgMax(logits),
