@@ -80,15 +80,21 @@ internal sealed partial class ModelGrain
             if (replicas is int wanted && record.Shards.GroupBy(s => s.Config.StageIndex).Any(g => g.Count() + added.Count(a => a.Config.StageIndex == g.Key) < wanted))
                 throw new StrataException(ErrorCodes.InvalidRequest,
                     $"{wanted} replicas per stage do not fit: the silos have room for {record.Shards.Count + added.Count} shard(s) in all, each replica on its own silo; add silos or ask for fewer");
-            if (added.Count == 0 && removed.Count == 0) return await GetStatus();
+            if (added.Count == 0 && removed.Count == 0)
+            {
+                if (record.Request.Replicas != replicas) await Store(new DeploymentRecord { Request = record.Request with { Replicas = replicas }, Version = version, Shards = record.Shards });
+                return await GetStatus();
+            }
 
-            var grown = new DeploymentRecord { Request = record.Request, Version = version, Shards = Sorted(record.Shards.Concat(added)) };
+            // The count asked for is the deployment's from now on (replicas lost later come back to it).
+            var request = record.Request with { Replicas = replicas };
+            var grown = new DeploymentRecord { Request = request, Version = version, Shards = Sorted(record.Shards.Concat(added)) };
             await Store(grown);
             await Task.WhenAll(added.Select(a => grains.GetGrain<IShardGrain>(a.Key).Configure(a.Config)));
             await WaitForReady(added);
             if (removed.Count > 0)
             {
-                await Store(new DeploymentRecord { Request = record.Request, Version = version + 1, Shards = Sorted(grown.Shards.Except(removed)) });
+                await Store(new DeploymentRecord { Request = request, Version = version + 1, Shards = Sorted(grown.Shards.Except(removed)) });
                 await MoveSessions(removed);
                 await UnloadShards(removed);
             }

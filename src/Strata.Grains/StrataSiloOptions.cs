@@ -49,6 +49,10 @@ public sealed class StrataSiloOptions
     /// once (its process is gone) instead of after the membership's missed probes. Default true.</summary>
     public bool ConfirmDeadPeers { get; set; } = true;
 
+    /// <summary>How often a model grain checks its deployment is whole: shards on silos declared dead are re-placed,
+    /// and replicas lost when no silo had room come back once one has. Zero turns it off. Default 5 s.</summary>
+    public TimeSpan HealInterval { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long a repair waits for replacement stages to load. Default 5 minutes.</summary>
     public TimeSpan StageLoadTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -69,6 +73,12 @@ public sealed class StrataSiloOptions
 
     /// <summary>Most decode steps a stage runs as one batch. Default 64.</summary>
     public int MaxBatch { get; set; } = 64;
+
+    /// <summary>Whether the stages of a pipeline compute at the same time: a stage runs decode steps in micro-batches
+    /// (its share of the sessions it holds: sessions / stages), and a session sends a long prompt as several chunks at
+    /// once (twice as many as stages, at least 64 tokens each). Default true; false runs every waiting decode step in
+    /// one batch and a prompt one PrefillChunk step after another (for comparison).</summary>
+    public bool Pipelining { get; set; } = true;
 
     /// <summary>Prompt tokens per prefill run, per turn of a stage's batch loop, and per step a session sends (a longer
     /// prompt goes in several steps, which keeps activation messages small). Default 512.</summary>

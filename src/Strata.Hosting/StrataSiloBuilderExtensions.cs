@@ -74,6 +74,7 @@ public static class StrataSiloOptionsValidator
         if (o.ShardProbeTimeout <= TimeSpan.Zero) errors.Add($"Strata:ShardProbeTimeout must be positive, got {o.ShardProbeTimeout}");
         if (o.StageLoadTimeout <= TimeSpan.Zero) errors.Add($"Strata:StageLoadTimeout must be positive, got {o.StageLoadTimeout}");
         if (o.ReconcileInterval < TimeSpan.FromMilliseconds(100)) errors.Add($"Strata:ReconcileInterval must be at least 100 ms, got {o.ReconcileInterval}");
+        if (o.HealInterval < TimeSpan.Zero) errors.Add($"Strata:HealInterval must not be negative, got {o.HealInterval}");
         if (o.Precision is not ("" or "fp32" or "fp16")) errors.Add($"Strata:Precision must be fp32, fp16 or empty (the device's default), got '{o.Precision}'");
         if (o.MaxBatch < 1) errors.Add($"Strata:MaxBatch must be >= 1, got {o.MaxBatch}");
         if (o.PrefillChunk < 1) errors.Add($"Strata:PrefillChunk must be >= 1, got {o.PrefillChunk}");

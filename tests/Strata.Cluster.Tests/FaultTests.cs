@@ -51,6 +51,7 @@ public sealed class FaultTests : IAsyncLifetime
             o.StepTimeout = TimeSpan.FromSeconds(20);
             o.ShardProbeTimeout = TimeSpan.FromSeconds(1);
             o.ReconcileInterval = reconcile ?? TimeSpan.FromMilliseconds(300);
+            o.HealInterval = TimeSpan.FromMilliseconds(300);
             o.Precision = precision?.Invoke(options.SiloName) ?? "";
             o.DrainOnShutdown = false;
         }));
@@ -184,6 +185,32 @@ public sealed class FaultTests : IAsyncLifetime
         var e = await Assert.ThrowsAsync<StrataException>(() =>
             client.DeployAsync("r5", new DeployRequest(Package, 2, MaxContext: 64, MaxSessions: 1, Replicas: 5)));
         Assert.Contains("replicas", e.Message);
+    }
+
+    [Fact]
+    public async Task A_replica_lost_with_its_silo_comes_back_on_a_silo_with_room_without_a_session_reporting_it()
+    {
+        await using var cluster = await StartCluster(3);
+        var client = StrataClient.FromClusterClient(cluster.Client);
+        var deployed = await client.DeployAsync("h", new DeployRequest(Package, 1, MaxContext: 64, MaxSessions: 2, Replicas: 2), timeout: TimeSpan.FromMinutes(2));
+        Assert.Equal(2, deployed.Stages.Count);
+        string modelSilo = await SiloOf(cluster, cluster.Client.GetGrain<IModelGrain>("h"));
+        string victim = deployed.Stages.Select(s => s.Silo).First(s => s != modelSilo);
+        await cluster.KillSiloAsync(cluster.Silos.Single(h => h.SiloAddress.ToParsableString() == victim));
+
+        // Nothing streams: the model grain notices on its own, once the membership has declared the silo dead.
+        ModelStatus healed;
+        for (var clock = System.Diagnostics.Stopwatch.StartNew(); ; await Task.Delay(100))
+        {
+            healed = await client.GetModelStatusAsync("h");
+            if (healed.Stages.Count == 2 && healed.Stages.All(s => s.State == DeploymentState.Ready && s.Silo != victim)) break;
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(2), $"the lost replica did not come back: {string.Join(", ", healed.Stages.Select(s => $"{s.ShardKey} {s.State}"))}");
+        }
+        Assert.True(healed.Version > deployed.Version);
+        Assert.Equal(2, healed.Stages.Select(s => s.Silo).Distinct().Count());
+        var tokens = new List<int>();
+        await foreach (var chunk in client.GenerateAsync("after", Request("h", "Once upon a time", 8))) tokens.AddRange(chunk.TokenIds);
+        Assert.Equal(Local("Once upon a time", 8), tokens);
     }
 
     [Fact]
