@@ -1,5 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
+using Strata.Grains;
 using Strata.Hosting;
 
 namespace Strata.Cluster.Tests;
@@ -30,6 +32,46 @@ public sealed class SiloHostOptionsTests
         finally
         {
             taken.Stop();
+        }
+    }
+
+    /// <summary>The silo's appsettings.json says it lists every setting with its default: each settable option of
+    /// the Strata and Cluster sections is there, with the value the code defaults to.</summary>
+    [Fact]
+    public void The_silos_appsettings_lists_every_setting_with_its_default()
+    {
+        string? dir = AppContext.BaseDirectory;
+        while (dir is not null && !File.Exists(Path.Combine(dir, "Cluster.sln"))) dir = Path.GetDirectoryName(dir);
+        Assert.NotNull(dir);
+        using var json = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir!, "silos", "Strata.Silo", "appsettings.json")),
+            new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip });
+        Check(json.RootElement.GetProperty("Strata"), new StrataSiloOptions());
+        Check(json.RootElement.GetProperty("Cluster"), new ClusteringSettings());
+
+        static void Check(JsonElement section, object defaults)
+        {
+            foreach (var property in defaults.GetType().GetProperties().Where(p => p.SetMethod is { IsPublic: true }))
+            {
+                Assert.True(section.TryGetProperty(property.Name, out var listed), $"appsettings.json does not list {property.Name}");
+                object? value = property.GetValue(defaults);
+                string expected = value switch
+                {
+                    null => "",
+                    bool b => b ? "True" : "False",
+                    TimeSpan t => t.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+                    IFormattable f => f.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+                    _ => value.ToString() ?? "",
+                };
+                string actual = listed.ValueKind switch
+                {
+                    JsonValueKind.Null => "",
+                    JsonValueKind.True => "True",
+                    JsonValueKind.False => "False",
+                    JsonValueKind.String => listed.GetString()!,
+                    _ => listed.GetRawText(),
+                };
+                Assert.True(expected == actual, $"appsettings.json gives {property.Name} = '{actual}', the default is '{expected}'");
+            }
         }
     }
 }
