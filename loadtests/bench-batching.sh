@@ -51,6 +51,8 @@ memory_mib() { for p in "${pids[@]}"; do awk -v k="$1:" '$1 == k {printf "%.0f "
 echo "== throughput by concurrency (2 stages, 2 silos, 32 KV slots)"
 start_silos tput
 "$strata" cluster deploy --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 32 --gateway-port "$gateway"
+warm_up() { "$loadtest" --model m --gateway-port "$gateway" --concurrency 1 --requests 2 --prompt-tokens "$prompt_tokens" --max-new-tokens 32 > /dev/null; }
+warm_up # the first requests pay for JIT and first-touch of the weights; the runs below do not
 for c in 1 4 16 32; do
   "$loadtest" --model m --gateway-port "$gateway" --concurrency "$c" --requests $((c * per_client)) \
     --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" --json "$out/concurrency-$c.json"
@@ -65,6 +67,7 @@ stop_silos
 echo "== the same at 16 and 32 without pipelining (--pipelining false)"
 start_silos single --pipelining false
 "$strata" cluster deploy --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 32 --gateway-port "$gateway"
+warm_up
 for c in 16 32; do
   "$loadtest" --model m --gateway-port "$gateway" --concurrency "$c" --requests $((c * per_client)) \
     --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" --json "$out/single-batch-$c.json"
@@ -117,4 +120,7 @@ c1, c16 = base, rows[2][1]["output_tokens_per_second"]
 print(f"engine alone: batch 1 {e1:.2f} tok/s, batch 16 {e16:.2f} tok/s, ratio {e16 / e1:.2f}")
 c32 = rows[3][1]["output_tokens_per_second"]
 print(f"cluster c=16 / c=1: {c16 / c1:.2f}; cluster / engine: c=1 {c1 / e1:.2f}, c=16 {c16 / e16:.2f}, c=32 {c32 / e16:.2f} (against batch 16)")
+tpot1 = rows[0][1]["tpot_ms"]["p50"]
+print(f"decode alone at c=1 (TTFT and the gaps between requests left out): cluster TPOT p50 {tpot1:.1f} ms against the engine's "
+      f"{1000 / e1:.1f} ms per token = {1000 / e1 / tpot1:.2f}")
 PY
