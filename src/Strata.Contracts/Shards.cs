@@ -42,6 +42,18 @@ public sealed record StepResult(
     [property: Id(1)] ulong[] RngState,
     [property: Id(2)] double[] StageMilliseconds);
 
+/// <summary>Cached positions of one session at one stage, copied between shards of the same stage (a drain moves a
+/// session's KV instead of replaying its history): every layer's keys then values, each head's positions in order,
+/// <see cref="Positions"/> positions of <see cref="ElementSize"/>-byte elements, for layers
+/// [<see cref="FirstLayer"/>, <see cref="EndLayer"/>).</summary>
+[GenerateSerializer, Immutable, Alias("strata.KvChunk")]
+public sealed record KvChunk(
+    [property: Id(0)] int FirstLayer,
+    [property: Id(1)] int EndLayer,
+    [property: Id(2)] int ElementSize,
+    [property: Id(3)] int Positions,
+    [property: Id(4)] byte[] Data);
+
 /// <summary>A shard's load state and KV use.</summary>
 [GenerateSerializer, Immutable, Alias("strata.ShardStatus")]
 public sealed record ShardStatus(
@@ -95,4 +107,14 @@ public interface IShardGrain : IGrainWithStringKey
     /// <summary>Runs one step and passes the result to the next shard; the last shard samples.</summary>
     [Alias("Step"), ResponseTimeout("00:05:00")]
     Task<StepResult> Step(StepRequest request);
+
+    /// <summary>Copies positions [from, from + count) of the session's cache out (it must hold them).</summary>
+    [Alias("ExportKv"), ResponseTimeout("00:01:00")]
+    Task<KvChunk> ExportKv(string sessionId, int from, int count);
+
+    /// <summary>Appends a chunk exported by a shard of the same stage to the session's cache at
+    /// <paramref name="position"/> (what it holds now, under turn <paramref name="epoch"/>); returns the positions
+    /// held after.</summary>
+    [Alias("ImportKv"), ResponseTimeout("00:01:00")]
+    Task<int> ImportKv(string sessionId, long epoch, int position, KvChunk chunk);
 }

@@ -173,9 +173,53 @@ internal sealed partial class SessionGrain(
         if (next.ShardKeys.Any(leaving.Contains)) return current;
         LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", next.ShardKeys));
         _releaseAfterStep = [.. _releaseAfterStep ?? [], .. current.ShardKeys.Except(next.ShardKeys)];
+        int cached = _holdsKv ? _cached : 0;
         SwitchTo(next);
-        return await ReserveOrFailover(next, cancellation);
+        var route = await ReserveOrFailover(next, cancellation);
+        if (cached > 0 && options.Value.CopyKvOnMove && ReferenceEquals(route, next))
+            _cached = await CopyKv(current, next, cached, cancellation);
+        return route;
     }
+
+    /// <summary>
+    /// Copies the first <paramref name="positions"/> cached positions from each shard of <paramref name="from"/> that
+    /// <paramref name="to"/> replaces to its replacement (same stage, same layers), in chunks below the message limit,
+    /// so that the move costs a copy instead of a replay of the whole history; shards both routes share keep their
+    /// cache. Returns the positions every stage of <paramref name="to"/> now holds, or 0 when a copy failed (a shard
+    /// with its cache on a GPU, another element type, a shard gone): the session then replays, as before.
+    /// </summary>
+    private async Task<int> CopyKv(Route from, Route to, int positions, CancellationToken cancellation)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await Task.WhenAll(to.ShardKeys.Select(async (key, stage) =>
+            {
+                if (stage >= from.ShardKeys.Count || from.ShardKeys[stage] == key) return;
+                var source = grains.GetGrain<IShardGrain>(from.ShardKeys[stage]);
+                var target = grains.GetGrain<IShardGrain>(key);
+                for (int at = 0; at < positions;)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    var chunk = await source.ExportKv(Id, at, positions - at);
+                    at = await target.ImportKv(Id, TurnEpoch, at, chunk);
+                }
+            }));
+            LogKvCopied(logger, Id, positions, clock.Elapsed.TotalMilliseconds);
+            return positions;
+        }
+        catch (Exception e) when (e is StrataException or TimeoutException or OrleansException)
+        {
+            LogKvCopyFailed(logger, Id, Describe(e));
+            return 0;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: moved its KV ({Positions} positions) in {Milliseconds:F1} ms instead of replaying")]
+    private static partial void LogKvCopied(ILogger logger, string session, int positions, double milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: copying its KV failed ({Error}); replaying its history instead")]
+    private static partial void LogKvCopyFailed(ILogger logger, string session, string error);
 
     private void ReleaseMovedFrom()
     {

@@ -94,6 +94,10 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
         return result with { StageMilliseconds = [output.Milliseconds, .. result.StageMilliseconds] };
     }
 
+    public Task<KvChunk> ExportKv(string sessionId, int from, int count) => Worker().ExportKv(sessionId, from, count);
+
+    public Task<int> ImportKv(string sessionId, long epoch, int position, KvChunk chunk) => Worker().ImportKv(sessionId, epoch, position, chunk);
+
     private StageWorker Worker() => host.Get(Key)
         ?? throw new StrataException(ErrorCodes.ModelNotReady, $"shard {Key} is not configured on this silo (was it redeployed or the silo restarted?)");
 }

@@ -49,6 +49,10 @@ public sealed class StrataSiloOptions
     /// once (its process is gone) instead of after the membership's missed probes. Default true.</summary>
     public bool ConfirmDeadPeers { get; set; } = true;
 
+    /// <summary>Whether a session that moves off a shard still serving (a drain, a scale-down) copies its KV to the
+    /// replacement instead of replaying its history there. Default true; a copy that fails falls back to replay.</summary>
+    public bool CopyKvOnMove { get; set; } = true;
+
     /// <summary>How often a model grain checks its deployment is whole: shards on silos declared dead are re-placed,
     /// and replicas lost when no silo had room come back once one has. Zero turns it off. Default 5 s.</summary>
     public TimeSpan HealInterval { get; set; } = TimeSpan.FromSeconds(5);

@@ -77,6 +77,61 @@ public sealed class KvPool : IDisposable
                 OrtValue.CreateTensorValueWithData(_memory.Info, _element, shape, _values[layer] + (nint)offset, bytes));
     }
 
+    /// <summary>Whether <see cref="Export"/> and <see cref="Import"/> can reach the buffers (host memory).</summary>
+    public bool CanCopy => _memory is HostKvMemory;
+
+    /// <summary>Element size in bytes of the cache (4 for fp32, 2 for fp16).</summary>
+    public int ElementSize => _elementSize;
+
+    /// <summary>Copies positions [<paramref name="from"/>, from + <paramref name="count"/>) of
+    /// <paramref name="slot"/>, every layer's keys then values, each head's positions in order, into one buffer of
+    /// <c>count * BytesPerPosition</c> bytes (what <see cref="Import"/> takes on a stage of the same shape).</summary>
+    public unsafe byte[] Export(int slot, int from, int count)
+    {
+        CheckCopy(slot, from, count);
+        var data = new byte[count * BytesPerPosition];
+        long run = (long)count * HeadDim * _elementSize;
+        fixed (byte* target = data)
+        {
+            long at = 0;
+            for (int l = 0; l < Layers; l++)
+                foreach (var buffer in new[] { _keys[l], _values[l] })
+                    for (int h = 0; h < KvHeads; h++, at += run)
+                        Buffer.MemoryCopy((byte*)(buffer + (nint)Offset(slot, h, from)), target + at, run, run);
+        }
+        return data;
+    }
+
+    /// <summary>Writes positions [<paramref name="position"/>, position + n) of <paramref name="slot"/> from a
+    /// buffer that <see cref="Export"/> made on a stage of the same shape (n = its length / BytesPerPosition).</summary>
+    public unsafe void Import(int slot, int position, ReadOnlySpan<byte> data)
+    {
+        if (data.Length == 0 || data.Length % BytesPerPosition != 0)
+            throw new ArgumentException($"KV data of {data.Length} bytes is not a whole number of positions of {BytesPerPosition} bytes");
+        int count = (int)(data.Length / BytesPerPosition);
+        CheckCopy(slot, position, count);
+        long run = (long)count * HeadDim * _elementSize;
+        fixed (byte* source = data)
+        {
+            long at = 0;
+            for (int l = 0; l < Layers; l++)
+                foreach (var buffer in new[] { _keys[l], _values[l] })
+                    for (int h = 0; h < KvHeads; h++, at += run)
+                        Buffer.MemoryCopy(source + at, (byte*)(buffer + (nint)Offset(slot, h, position)), run, run);
+        }
+    }
+
+    private long Offset(int slot, int head, int position) => SlotBytes * slot + ((long)head * MaxContext + position) * HeadDim * _elementSize;
+
+    private void CheckCopy(int slot, int from, int count)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!CanCopy) throw new NotSupportedException("the KV cache lives in device memory; it is rebuilt by replay instead of copied");
+        if ((uint)slot >= (uint)Slots) throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} is outside the pool's {Slots}");
+        if (from < 0 || count < 1 || from + count > MaxContext)
+            throw new ArgumentOutOfRangeException(nameof(count), $"positions [{from}, {from + count}) are outside a slot's {MaxContext}");
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

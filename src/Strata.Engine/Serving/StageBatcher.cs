@@ -177,6 +177,66 @@ public sealed partial class StageBatcher : IDisposable
         return pending.Done.Task;
     }
 
+    /// <summary>Copies positions [<paramref name="from"/>, from + <paramref name="count"/>) of the session's cache
+    /// out (see <see cref="KvPool.Export"/>), on the batch thread between runs. Fails with
+    /// <see cref="KvLostException"/> when the session holds no slot or fewer positions, and with
+    /// <see cref="NotSupportedException"/> when the cache is in device memory.</summary>
+    public Task<byte[]> ExportKvAsync(string sessionId, int from, int count) => Control(() =>
+    {
+        if (!Leases.TryGet(sessionId, out var lease)) throw new KvLostException($"session {sessionId} holds no KV slot at stage {_runtime.Stage}");
+        if (from + count > lease.Length)
+            throw new KvLostException($"session {sessionId} holds {lease.Length} positions at stage {_runtime.Stage}, not [{from}, {from + count})");
+        return _pool.Export(lease.Slot, from, count);
+    });
+
+    /// <summary>Appends positions from <paramref name="data"/> (made by <see cref="ExportKvAsync"/> on a stage of the
+    /// same layers and shape) to the session's cache at <paramref name="position"/>, which must be what it holds, on
+    /// the batch thread between runs; the session then holds the positions as if it had computed them. Fails with
+    /// <see cref="KvLostException"/> when the session holds no slot, another turn's, or another length, and with
+    /// <see cref="ArgumentException"/> when the data does not fit the cache.</summary>
+    public Task<int> ImportKvAsync(string sessionId, long epoch, int position, byte[] data) => Control(() =>
+    {
+        if (!Leases.TryGet(sessionId, out var lease)) throw new KvLostException($"session {sessionId} holds no KV slot at stage {_runtime.Stage}");
+        if (lease.Epoch != epoch)
+            throw new KvLostException($"KV for session {sessionId} belongs to turn {epoch} but its slot at stage {_runtime.Stage} was reserved for turn {lease.Epoch}");
+        if (position != lease.Length)
+            throw new KvLostException($"KV for session {sessionId} starts at position {position} but stage {_runtime.Stage} holds {lease.Length}");
+        _pool.Import(lease.Slot, position, data);
+        lease.Length = position + (int)(data.Length / _pool.BytesPerPosition);
+        lease.LastUsed = DateTime.UtcNow;
+        return lease.Length;
+    });
+
+    /// <summary>KV bytes one position of this stage costs (all its layers, keys and values).</summary>
+    public long KvBytesPerPosition => _pool.BytesPerPosition;
+
+    /// <summary>Whether the stage's cache can be copied out and in (host memory).</summary>
+    public bool CanCopyKv => _pool.CanCopy;
+
+    private Task<T> Control<T>(Func<T> action)
+    {
+        if (_stopping) throw new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} is shutting down");
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pending = new Pending(null!)
+        {
+            Control = () =>
+            {
+                try { done.TrySetResult(action()); }
+                catch (Exception e) { done.TrySetException(e); }
+            },
+            Abort = e => done.TrySetException(e),
+        };
+        try
+        {
+            _inbox.Add(pending);
+        }
+        catch (InvalidOperationException)
+        {
+            throw new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} is shutting down");
+        }
+        return done.Task;
+    }
+
     private void CheckShape(StepJob job) => CheckStep(_runtime.Stage, _runtime.Config, _runtime.Compute, job);
 
     /// <summary>Checks a step against a stage of <paramref name="config"/> computing in <paramref name="compute"/>:
@@ -217,6 +277,7 @@ public sealed partial class StageBatcher : IDisposable
 
         void Admit(Pending p)
         {
+            if (p.Control is { } control) { control(); return; } // between runs: no run touches the cache meanwhile
             if (!busy.Add(p.Job.SessionId)) { deferred.Add(p); return; } // an earlier step of the session is queued
             if (IsEarly(p))
             {
@@ -283,7 +344,11 @@ public sealed partial class StageBatcher : IDisposable
         var gone = new ObjectDisposedException(nameof(StageBatcher), $"stage {_runtime.Stage} shut down");
         foreach (var p in decode.Concat(prefill).Concat(deferred).Concat(early)) p.Done.TrySetException(gone);
         current?.Step.Done.TrySetException(gone);
-        while (_inbox.TryTake(out var left)) left.Done.TrySetException(gone);
+        while (_inbox.TryTake(out var left))
+        {
+            if (left.Abort is { } abort) abort(gone);
+            else left.Done.TrySetException(gone);
+        }
     }
 
     private const int EarlyRecheckMilliseconds = 10;
@@ -536,6 +601,9 @@ public sealed partial class StageBatcher : IDisposable
     private sealed class Pending(StepJob job)
     {
         public StepJob Job { get; } = job;
+        /// <summary>Work for the batch thread between runs instead of a step (a KV copy), and how to fail it.</summary>
+        public Action? Control { get; init; }
+        public Action<Exception>? Abort { get; init; }
         public bool Finished { get; set; }
         public long Enqueued { get; } = Stopwatch.GetTimestamp();
         public TaskCompletionSource<StepOutcome> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

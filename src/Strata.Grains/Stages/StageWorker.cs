@@ -149,6 +149,54 @@ internal sealed class StageWorker : IDisposable
         }
     }
 
+    /// <summary>Copies positions of the session's cache out, for a shard of the same stage to import: from
+    /// <paramref name="from"/>, <paramref name="count"/> of them or as many as one chunk carries
+    /// (<see cref="MaxKvChunkBytes"/>), whichever is fewer.</summary>
+    public async Task<KvChunk> ExportKv(string sessionId, int from, int count)
+    {
+        var batcher = Batcher;
+        if (count < 1) throw new StrataException(ErrorCodes.InvalidRequest, $"a KV chunk needs at least one position, asked for {count}");
+        count = (int)Math.Min(count, Math.Max(1, MaxKvChunkBytes / batcher.KvBytesPerPosition));
+        try
+        {
+            var data = await batcher.ExportKvAsync(sessionId, from, count);
+            return new KvChunk(Config.FirstLayer, Config.EndLayer, (int)(batcher.KvBytesPerPosition / PositionElements(batcher)), count, data);
+        }
+        catch (Exception e) when (e is KvLostException or NotSupportedException or ArgumentException)
+        {
+            throw new StrataException(ErrorCodes.KvLost, $"stage {Config.StageIndex}: {e.Message}");
+        }
+    }
+
+    /// <summary>Appends a chunk that a shard of the same stage exported; checked against this stage's layers, element
+    /// type and shape before anything is written.</summary>
+    public async Task<int> ImportKv(string sessionId, long epoch, int position, KvChunk chunk)
+    {
+        var batcher = Batcher;
+        long elements = PositionElements(batcher);
+        if (chunk.FirstLayer != Config.FirstLayer || chunk.EndLayer != Config.EndLayer)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"a KV chunk of layers [{chunk.FirstLayer}, {chunk.EndLayer}) does not fit stage {Config.StageIndex}, layers [{Config.FirstLayer}, {Config.EndLayer})");
+        if (chunk.ElementSize * elements != batcher.KvBytesPerPosition)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"a KV chunk of {chunk.ElementSize}-byte elements does not fit stage {Config.StageIndex}'s {batcher.KvBytesPerPosition / elements}-byte cache");
+        if (chunk.Positions < 1 || chunk.Data is null || chunk.Data.LongLength != chunk.Positions * batcher.KvBytesPerPosition)
+            throw new StrataException(ErrorCodes.InvalidRequest, $"a KV chunk of {chunk.Positions} positions carries {chunk.Data?.LongLength ?? 0} bytes, not {chunk.Positions * batcher.KvBytesPerPosition}");
+        try
+        {
+            return await batcher.ImportKvAsync(sessionId, epoch, position, chunk.Data);
+        }
+        catch (Exception e) when (e is KvLostException or NotSupportedException or ArgumentException)
+        {
+            throw new StrataException(ErrorCodes.KvLost, $"stage {Config.StageIndex}: {e.Message}");
+        }
+    }
+
+    /// <summary>Largest KV chunk one message carries (well below Orleans' message limit).</summary>
+    public const long MaxKvChunkBytes = 16L << 20;
+
+    /// <summary>Elements one position holds at this stage (all layers, keys and values).</summary>
+    private long PositionElements(StageBatcher batcher) =>
+        (long)(Config.EndLayer - Config.FirstLayer) * 2 * batcher.Runtime.Config.NumKvHeads * Engine.Graph.StageGraphBuilder.AttentionHeadDim(batcher.Runtime.Config);
+
     /// <summary>Keeps the session's cache between turns, evictable when another session needs the slot.</summary>
     public void Park(string sessionId) => _batcher?.Leases.Park(sessionId);
 

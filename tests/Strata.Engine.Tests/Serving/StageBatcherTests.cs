@@ -224,6 +224,41 @@ public sealed class StageBatcherTests
         await Assert.ThrowsAsync<KvLostException>(() => batcher.StepAsync(Decode("s", prompt.Length + 2, 1)).WaitAsync(TimeSpan.FromMinutes(1)));
     }
 
+    [Fact]
+    public async Task A_sessions_kv_copied_to_another_stage_of_the_same_layers_continues_exactly_and_bad_copies_are_refused()
+    {
+        using var w = MemoryTensorSource.Random(Config, seed: 19);
+        using var from = new Chain(w, stages: 2, slots: 3, new BatcherOptions());
+        using var to = new Chain(w, stages: 2, slots: 3, new BatcherOptions());
+        int[] prompt = Prompt(5, 11);
+        await from.Reserve("s");
+        int first = await from.Step("s", 0, prompt);
+        int second = await from.Step("s", prompt.Length, [first]);
+
+        // Another session holds slot 0 of the target, so the copy lands in another slot than it came from.
+        await to.Reserve("other");
+        await to.Reserve("s");
+        int held = prompt.Length + 1;
+        for (int i = 0; i < 2; i++)
+        {
+            // In two chunks, as the grain copies a long cache.
+            var head = await from.Batchers[i].ExportKvAsync("s", 0, 7);
+            var tail = await from.Batchers[i].ExportKvAsync("s", 7, held - 7);
+            Assert.Equal(7, await to.Batchers[i].ImportKvAsync("s", 0, 0, head));
+            Assert.Equal(held, await to.Batchers[i].ImportKvAsync("s", 0, 7, tail));
+        }
+        int third = await to.Step("s", held, [second]);
+        Assert.Equal(Alone(w, prompt, 3), new[] { first, second, third });
+
+        // Positions it does not hold, a chunk that does not start where the cache ends, another turn's slot.
+        await Assert.ThrowsAsync<KvLostException>(() => from.Batchers[0].ExportKvAsync("s", 0, held + 1));
+        var chunk = await from.Batchers[0].ExportKvAsync("s", 0, 2);
+        await Assert.ThrowsAsync<KvLostException>(() => to.Batchers[0].ImportKvAsync("other", 0, 3, chunk));
+        await Assert.ThrowsAsync<KvLostException>(() => to.Batchers[0].ImportKvAsync("other", 5, 0, chunk));
+        await Assert.ThrowsAsync<KvLostException>(() => to.Batchers[0].ImportKvAsync("nobody", 0, 0, chunk));
+        await Assert.ThrowsAsync<ArgumentException>(() => to.Batchers[0].ImportKvAsync("other", 0, 0, chunk[..^1]));
+    }
+
     private static StepJob Decode(string session, int past, int token) => new()
     {
         SessionId = session, PastLength = past, TokenCount = 1, Tokens = [token], Sample = (logits, _) => Sampler.ArgMax(logits),
