@@ -270,4 +270,83 @@ public sealed class GgufReaderTests
         Assert.True(package.Config.TieWordEmbeddings);
         Assert.False(package.Manifest.Quant!.QuantizedHead);
     }
+
+    /// <summary>A Q4_K_M-like file: Q4_K matrices, Q6_K for attn_v, ffn_down and the head, as llama.cpp mixes them.</summary>
+    private static string MixedFile(ScratchDir dir)
+    {
+        string f32 = GgufFiles.Synthetic(dir, GgmlType.F32, GgufFiles.Small);
+        using var f = GgufFile.Open(f32);
+        var w = new GgufWriter();
+        foreach (var (key, value) in f.Metadata) w.Add(key, value);
+        foreach (var t in f.Tensors.Values.OrderBy(t => t.Offset))
+        {
+            var values = new float[t.ElementCount];
+            GgmlTypes.Dequantize(t.Type, f.Bytes(t, 0, (int)t.ByteLength), values);
+            var type = t.Dims.Length == 1 ? GgmlType.F32
+                : t.Name.Contains("attn_v", StringComparison.Ordinal) || t.Name.Contains("ffn_down", StringComparison.Ordinal) || t.Name == "output.weight" ? GgmlType.Q6_K
+                : GgmlType.Q4_K;
+            w.AddTensor(t.Name, type, t.Shape, values);
+        }
+        string path = dir.Sub("mixed.gguf");
+        w.Write(path);
+        return path;
+    }
+
+    [Fact]
+    public void Q6_K_dequantizes_within_its_sub_block_steps()
+    {
+        using var dir = new ScratchDir();
+        string file = MixedFile(dir);
+        using var src = HfCheckpoint.Open(dir.Sub("model-src"));
+        using var gguf = GgufCheckpoint.Open(file);
+        foreach (string name in new[] { LlamaTensors.Attn(0, 'v'), LlamaTensors.Mlp(1, "down"), LlamaTensors.LmHead })
+        {
+            Assert.Equal(GgmlType.Q6_K, gguf.Tensors.Tensor(name).Type);
+            var w = src.ReadFloat32(name);
+            var back = gguf.Tensors.ReadFloat32(name);
+            for (int sb = 0; sb < w.Length / 256; sb++)
+            {
+                var super = w.AsSpan(sb * 256, 256).ToArray();
+                float maxStep = super.Max(Math.Abs) / 31;
+                for (int j = 0; j < 16; j++)
+                {
+                    float step = super.AsSpan(16 * j, 16).ToArray().Max(Math.Abs) / 31;
+                    // Half a step, plus the int8 rounding of the sub-block scale over up to 32 steps.
+                    float bound = step * 0.5f + 32 * maxStep / 127 * 0.51f + 1e-3f * maxStep;
+                    for (int l = 0; l < 16; l++)
+                    {
+                        int i = sb * 256 + 16 * j + l;
+                        Assert.True(Math.Abs(w[i] - back[i]) <= bound, $"{name}[{i}]: {w[i]} vs {back[i]} (bound {bound})");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void A_mixed_Q4_K_and_Q6_K_file_imports_as_int4_with_every_projection_requantized()
+    {
+        using var dir = new ScratchDir();
+        string file = MixedFile(dir);
+        var package = ModelImporter.Import(file, dir.Sub("pkg"));
+        Assert.Equal("int4", package.Manifest.Quantization);
+        Assert.Equal("q4_k+q6_k+f32", package.Manifest.Source.DType);
+        Assert.True(package.Manifest.Quant!.QuantizedHead);
+        Assert.Empty(package.Manifest.Quant.FloatLayers);
+        using var gguf = GgufCheckpoint.Open(file);
+        using var tensors = package.OpenAll();
+        using var view = new DequantizedTensorSource(tensors, package.Config);
+        Assert.Equal(2 * 7 + 1, view.QuantizedNames.Count);
+        foreach (string name in QuantizationScheme.LinearWeights(0).Append(LlamaTensors.LmHead))
+        {
+            var expected = gguf.Tensors.ReadFloat32(name);
+            var actual = view.ReadFloat32(name);
+            for (int b = 0; b < expected.Length / 32; b++)
+            {
+                var block = expected.AsSpan(b * 32, 32).ToArray();
+                float step = (Math.Max(0, block.Max()) - Math.Min(0, block.Min())) / 15;
+                for (int i = 0; i < 32; i++) Assert.True(Math.Abs(block[i] - actual[b * 32 + i]) <= step * 0.501f + 1e-6f);
+            }
+        }
+    }
 }
