@@ -2,7 +2,6 @@ using Strata.Engine.Evaluation;
 using Strata.Engine.Reference;
 using Strata.Engine.Runtime;
 using Strata.Engine.Tests.Reference;
-using Strata.Models.Checkpoints;
 using Strata.Models.Checkpoints.Gguf;
 using Strata.Models.Packaging;
 using Strata.Models.Synthetic;
@@ -56,16 +55,24 @@ public sealed class GgufEngineTests(ITestOutputHelper output) : IDisposable
         { "stories260K", GgmlType.F16 },
         { "tiny", GgmlType.F32 },
         { "tiny", GgmlType.F16 },
+        { "qwen2", GgmlType.F32 },
+        { "qwen2", GgmlType.BF16 },
     };
 
     [Theory]
     [MemberData(nameof(FloatCases))]
     public void Float_files_generate_exactly_as_the_safetensors_path(string model, GgmlType type)
     {
-        var synthetic = model == "tiny" ? SyntheticOptions.Preset("tiny") : null;
+        var synthetic = model switch
+        {
+            "tiny" => SyntheticOptions.Preset("tiny"),
+            // Qwen2: q/k/v biases, NeoX RoPE (no permutation in the file), a tied head.
+            "qwen2" => SyntheticOptions.Preset("tiny") with { Architecture = "Qwen2ForCausalLM", Tied = true, RopeTheta = 1e6 },
+            _ => null,
+        };
         string source = Source(model, synthetic);
         var gguf = FromGguf(model, source, type);
-        var dtype = type == GgmlType.F16 ? TensorDType.F16 : TensorDType.F32;
+        var dtype = type.FloatDType()!.Value;
         var safetensors = ModelImporter.Import(source, Path.Combine(_dir, $"{model}-{type}-st"), new ImportOptions { DType = dtype });
         Assert.Equal(dtype, gguf.DType);
 

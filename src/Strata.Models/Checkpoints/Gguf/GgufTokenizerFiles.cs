@@ -105,7 +105,9 @@ public static class GgufTokenizerFiles
                 ["end_of_word_suffix"] = null,
                 ["fuse_unk"] = spm,
                 ["byte_fallback"] = spm && v.Types.Contains(Byte),
-                ["ignore_merges"] = false,
+                // llama.cpp's Llama 3 pre-tokenizer takes a word that is in the vocabulary whole, as Hugging Face's
+                // tokenizer.json for Llama 3 says with ignore_merges.
+                ["ignore_merges"] = !spm && (m.OptionalString("tokenizer.ggml.pre") is "llama-bpe" or "llama3"),
                 ["vocab"] = Vocab(v.Tokens),
                 ["merges"] = spm ? ScoreMerges(v) : FileMerges(m, v.Merges!),
             },
