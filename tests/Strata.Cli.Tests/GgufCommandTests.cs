@@ -56,5 +56,6 @@ public sealed class GgufCommandTests
         Cli.AssertUserError(Cli.Run("export-gguf", model, "--out", tmp["x.gguf"], "--type", "q5_1"), "--type 'q5_1' is not valid");
         Cli.AssertUserError(Cli.Run("export-gguf", model, "--out", tmp["s.gguf"]), "exists");
         Cli.AssertUserError(Cli.Run("import", tmp["s.gguf"], "--out", tmp["pkg"], "--quant", "int8", "--eval"), "--eval");
+        Cli.AssertUserError(Cli.Run("generate", "--model", tmp["s.gguf"], "--prompt", "Once"), "s.gguf", "import it first");
     }
 }
