@@ -200,6 +200,35 @@ public sealed class GgufMalformedTests : IDisposable
         Fails(Rewrite("tok-model.gguf", setKey: ("tokenizer.ggml.model", GgufValue.Of(GgufValueType.String, "bert"))), "tokenizer.ggml.model", "'bert' is not supported");
     }
 
+    [Fact]
+    public void Optional_keys_may_be_absent()
+    {
+        string path = Rewrite("bare.gguf", dropKey: "tokenizer.ggml.bos_token_id");
+        path = RewriteFrom(path, "bare2.gguf", "tokenizer.ggml.eos_token_id");
+        path = RewriteFrom(path, "bare3.gguf", "tokenizer.ggml.token_type");
+        path = RewriteFrom(path, "bare4.gguf", "llama.context_length");
+        var package = ModelImporter.Import(path, _dir.Sub("bare"));
+        Assert.Equal(2048, package.Config.MaxPositionEmbeddings);
+        var tokenizer = Strata.Models.Tokenization.TokenizerLoader.Load(package.Directory);
+        Assert.Null(tokenizer.BosId);
+        Assert.Empty(tokenizer.EosIds);
+        Assert.NotEmpty(tokenizer.Encode("Once upon a time"));
+    }
+
+    private string RewriteFrom(string from, string name, string dropKey)
+    {
+        using var f = GgufFile.Open(from);
+        var w = new GgufWriter();
+        foreach (var (key, value) in f.Metadata.Where(m => m.Key != dropKey)) w.Add(key, value);
+        foreach (var t in f.Tensors.Values.OrderBy(t => t.Offset))
+        {
+            byte[] bytes = f.Bytes(t, 0, (int)t.ByteLength).ToArray();
+            w.AddTensor(t.Name, t.Type, t.Shape, () => bytes);
+        }
+        w.Write(_dir.Sub(name));
+        return _dir.Sub(name);
+    }
+
     /// <summary>Rewrites the valid F32 file through <see cref="GgufWriter"/> with one change.</summary>
     private string Rewrite(string name, string? skip = null, string? reshape = null, string? dropKey = null, (string Key, GgufValue Value)? setKey = null)
     {

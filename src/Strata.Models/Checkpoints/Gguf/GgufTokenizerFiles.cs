@@ -116,15 +116,19 @@ public static class GgufTokenizerFiles
         {
             ["add_bos_token"] = addBos,
             ["add_eos_token"] = addEos,
-            ["bos_token"] = bos is int b ? v.Tokens[b] : null,
-            ["eos_token"] = eos is int e ? v.Tokens[e] : null,
-            ["unk_token"] = unk is int uu ? v.Tokens[uu] : null,
             ["model_max_length"] = config.MaxPositionEmbeddings,
             ["clean_up_tokenization_spaces"] = false,
         };
+        // Absent ids leave their keys out, so that the loader falls back as for any Hugging Face folder.
+        if (bos is int b) tokenizerConfig["bos_token"] = v.Tokens[b];
+        if (eos is int e) tokenizerConfig["eos_token"] = v.Tokens[e];
+        if (unk is int uu) tokenizerConfig["unk_token"] = v.Tokens[uu];
         if (m.OptionalString("tokenizer.chat_template") is { } template) tokenizerConfig["chat_template"] = template;
         var stops = new[] { eos, eot }.Where(i => i is not null).Select(i => i!.Value).Distinct().ToList();
-        var generation = new JsonObject { ["bos_token_id"] = bos, ["eos_token_id"] = stops.Count == 1 ? stops[0] : new JsonArray(stops.Select(i => (JsonNode)i).ToArray()) };
+        var generation = new JsonObject();
+        if (bos is int gb) generation["bos_token_id"] = gb;
+        if (stops.Count == 1) generation["eos_token_id"] = stops[0];
+        else if (stops.Count > 1) generation["eos_token_id"] = new JsonArray(stops.Select(i => (JsonNode)i).ToArray());
 
         WriteJson(Path.Combine(dir, "tokenizer.json"), tokenizer, indented: false);
         WriteJson(Path.Combine(dir, "tokenizer_config.json"), tokenizerConfig, indented: true);
