@@ -40,7 +40,9 @@ internal abstract class ImportSource : IDisposable
 
     /// <summary>Opens <paramref name="path"/>: a GGUF file, else a Hugging Face model folder.</summary>
     public static ImportSource Open(string path) =>
-        GgufCheckpoint.IsGgufFile(path) ? new Gguf(GgufCheckpoint.Open(path)) : new HuggingFace(HfCheckpoint.Open(path));
+        GgufCheckpoint.IsGgufFile(path) || path.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase)
+            ? new Gguf(GgufCheckpoint.Open(path))
+            : new HuggingFace(HfCheckpoint.Open(path));
 
     private sealed class HuggingFace(HfCheckpoint checkpoint) : ImportSource
     {
