@@ -104,6 +104,20 @@ internal static class GgufTokenizerExport
     {
         string path = Path.Combine(dir, "tokenizer.json");
         if (!File.Exists(path)) throw new ModelFormatException(path, null, "file not found (a GGUF export needs tokenizer.json)");
+        // The loader's checks name the field at fault; what passes them has the fields read below.
+        Tokenization.TokenizerLoader.Load(dir);
+        try
+        {
+            Add(w, dir, path, config);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException or FormatException)
+        {
+            throw new ModelFormatException(path, null, $"cannot be written as GGUF metadata: {e.Message}", e);
+        }
+    }
+
+    private static void Add(GgufWriter w, string dir, string path, LlamaConfig config)
+    {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         var root = doc.RootElement;
         var model = root.GetProperty("model");
