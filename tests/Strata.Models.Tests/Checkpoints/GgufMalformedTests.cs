@@ -176,6 +176,7 @@ public sealed class GgufMalformedTests : IDisposable
         Fails(OneTensor("dims.gguf", 0, [1, 1, 1, 1, 32], 0), "t", "5 dimensions");
         Fails(OneTensor("zero.gguf", 0, [32, 0], 0), "t", "dimension 1 is 0");
         Fails(OneTensor("huge.gguf", 0, [1UL << 40, 1UL << 40, 1UL << 40], 0), "t", "needs more bytes than the file's");
+        Fails(OneTensor("wide.gguf", 0, [1UL << 62], 0), "t", "needs more bytes than the file's");
         Fails(OneTensor("block.gguf", (uint)GgmlType.Q8_0, [48], 0), "t", "not a multiple of Q8_0's block of 32");
     }
 

@@ -94,10 +94,10 @@ internal sealed unsafe class GgufHeaderReader(string path, byte* data, long leng
             throw Error(name, $"the row length {dims[0]} is not a multiple of {type}'s block of {type.BlockElements()} values");
         long dataLength = length - dataStart;
         // Sizes come from the file: compare them with the bytes it holds before any arithmetic can overflow.
-        Int128 bytes = type.RowBytes(dims[0]);
-        for (int d = 1; d < dims.Length; d++)
+        Int128 bytes = (Int128)(dims[0] / type.BlockElements()) * type.BlockBytes();
+        for (int d = 0; d < dims.Length; d++)
         {
-            bytes *= dims[d];
+            if (d > 0) bytes *= dims[d];
             if (bytes > dataLength)
                 throw Error(name, $"shape [{string.Join(", ", dims.Reverse())}] of {type} needs more bytes than the file's {dataLength} bytes of data");
         }
