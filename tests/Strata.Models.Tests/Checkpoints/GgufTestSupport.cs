@@ -1,4 +1,3 @@
-using Strata.Models.Checkpoints;
 using Strata.Models.Checkpoints.Gguf;
 using Strata.Models.Synthetic;
 
@@ -35,7 +34,4 @@ internal static class GgufFiles
         File.WriteAllBytes(path, edit(File.ReadAllBytes(file)));
         return path;
     }
-
-    /// <summary>Float32 values of every tensor of a source, by name.</summary>
-    public static float[] Read(ITensorSource source, string name) => source.ReadFloat32(name);
 }
