@@ -29,6 +29,7 @@ public static class CliApp
         {
             SynthCommand.Create(output),
             ImportCommand.Create(output),
+            ExportGgufCommand.Create(output),
             EvalCommand.Create(output),
             GenerateCommand.Create(output),
             ChatCommand.Create(output),

@@ -1,28 +1,29 @@
 using System.CommandLine;
 using System.Globalization;
 using Strata.Models.Checkpoints;
+using Strata.Models.Checkpoints.Gguf;
 using Strata.Models.Packaging;
 using Strata.Models.Quantization;
 
 namespace Strata.Cli;
 
-/// <summary><c>strata import SRC --out PKG</c>: a Hugging Face folder to a verified Strata model package.</summary>
+/// <summary><c>strata import SRC --out PKG</c>: a Hugging Face folder or a GGUF file to a verified Strata model package.</summary>
 internal static class ImportCommand
 {
     public static Command Create(CliOutput output)
     {
-        var source = new Argument<string>("source") { Description = "Hugging Face model folder (config.json, safetensors, tokenizer files)" };
+        var source = new Argument<string>("source") { Description = "Hugging Face model folder (config.json, safetensors, tokenizer files) or GGUF file (llama.cpp, Ollama)" };
         var outDir = new Option<string>("--out") { Description = "Package folder to create", Required = true };
         var dtype = new Option<string?>("--dtype") { Description = "Store weights as fp32, fp16 or bf16 (default: as the source)" };
-        var name = new Option<string?>("--name") { Description = "Model name in the manifest (default: the source folder's name)" };
+        var name = new Option<string?>("--name") { Description = "Model name in the manifest (default: the source folder's name, or the GGUF file's without .gguf)" };
         var force = new Option<bool>("--force") { Description = "Replace an existing package at --out" };
-        var quant = new Option<string?>("--quant") { Description = "Quantize the layers' projection weights: int8 or int4 (block-wise with zero points, run by MatMulNBits)" };
+        var quant = new Option<string?>("--quant") { Description = "Quantize the layers' projection weights: int8 or int4 (block-wise with zero points, run by MatMulNBits); a quantized GGUF file keeps its own scheme" };
         var block = new Option<int?>("--block") { Description = $"Values per quantization block along the input dimension: 32, 64 or 128 (default {QuantizationScheme.DefaultBlockSize})" };
         var keepFp = new Option<string?>("--keep-fp") { Description = "Layers to keep in float with --quant, e.g. 0,4-5" };
         var eval = new Option<bool>("--eval") { Description = "With --quant, report accuracy against the source afterwards (as strata eval PKG --against SRC)" };
         var quantHead = new Option<bool>("--quant-head") { Description = "With --quant, quantize the LM head too (the embedding always stays float)" };
 
-        var cmd = new Command("import", "Import a Hugging Face checkpoint as a Strata model package (per-layer files, checksummed manifest).")
+        var cmd = new Command("import", "Import a Hugging Face checkpoint or a GGUF file as a Strata model package (per-layer files, checksummed manifest).")
         {
             source, outDir, dtype, name, force, quant, block, keepFp, quantHead, eval,
         };
@@ -33,6 +34,8 @@ internal static class ImportCommand
                 : null;
             if (parse.GetValue(eval) && parse.GetValue(quant) is null)
                 throw new CliUsageException("--eval compares a quantized package with its source: give --quant int8 or int4");
+            if (parse.GetValue(eval) && GgufCheckpoint.IsGgufFile(parse.GetValue(source)!))
+                throw new CliUsageException("--eval compares with a Hugging Face folder or package; for a GGUF file import it once without --quant and run strata eval PKG --against that package");
             var scheme = ParseQuantization(parse.GetValue(quant), parse.GetValue(block), parse.GetValue(keepFp), parse.GetValue(quantHead));
             var options = new ImportOptions { DType = dt, Name = parse.GetValue(name), Overwrite = parse.GetValue(force), Quantization = scheme };
             var bar = new ProgressBar(output.Err, "import", !Console.IsErrorRedirected);

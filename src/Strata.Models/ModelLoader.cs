@@ -18,6 +18,8 @@ public static class ModelLoader
             return new LoadedModel(ModelPackage.Open(path, verify));
         if (Directory.Exists(path) && HfCheckpoint.IsCheckpointFolder(path))
             return new LoadedModel(HfCheckpoint.Open(path));
+        if (Checkpoints.Gguf.GgufCheckpoint.IsGgufFile(path))
+            throw new ModelFormatException(path, null, "a GGUF file is run as a package: import it first (strata import FILE --out PKG)");
         throw new ModelFormatException(path, null,
             "not a Hugging Face model folder (config.json + model.safetensors) or a Strata package (strata-model.json)");
     }

@@ -1,16 +1,15 @@
 using System.Buffers;
 using Microsoft.Win32.SafeHandles;
 using Strata.Models.Checkpoints;
-using Strata.Models.Config;
 using Strata.Models.Quantization;
 
 namespace Strata.Models.Packaging;
 
 /// <summary>
-/// Turns a Hugging Face checkpoint folder into a Strata model package (<c>strata import</c>). The source is
-/// validated first; the package is written into a temporary folder beside the destination and renamed into place
+/// Turns a Hugging Face checkpoint folder or a GGUF file into a Strata model package (<c>strata import</c>). The
+/// source is validated first; the package is written into a temporary folder beside the destination and renamed into place
 /// at the end, so a failed import never leaves a half-written package. The output depends only on the source's
-/// bytes, its folder name and the options: importing twice gives byte-identical packages.
+/// bytes, its folder or file name and the options: importing twice gives byte-identical packages.
 /// </summary>
 public static class ModelImporter
 {
@@ -22,7 +21,7 @@ public static class ModelImporter
     ];
 
     /// <summary>Imports <paramref name="sourceDir"/> into a new package at <paramref name="packageDir"/>.</summary>
-    /// <param name="sourceDir">A Hugging Face model folder.</param>
+    /// <param name="sourceDir">A Hugging Face model folder, or a GGUF file (see <see cref="Checkpoints.Gguf.GgufCheckpoint"/>).</param>
     /// <param name="packageDir">The package folder to create (must not exist or be empty, unless <see cref="ImportOptions.Overwrite"/>).</param>
     /// <param name="options">Dtype, overwrite and name; null for defaults.</param>
     /// <param name="progress">Weight bytes written and the current tensor, reported as they are written.</param>
@@ -40,14 +39,14 @@ public static class ModelImporter
             throw new IOException($"{packageDir}: the package cannot be written into its own source folder");
         bool replace = CheckDestination(dest, options.Overwrite);
 
-        using var checkpoint = HfCheckpoint.Open(sourceDir);
+        using var checkpoint = ImportSource.Open(sourceDir);
         string parent = Path.GetDirectoryName(dest) ?? throw new IOException($"{packageDir}: has no parent folder");
         Directory.CreateDirectory(parent);
         string temp = Path.Combine(parent, $".{Path.GetFileName(dest)}.importing-{Path.GetRandomFileName()}");
         Directory.CreateDirectory(temp);
         try
         {
-            var manifest = WritePackage(checkpoint, source, temp, options, progress);
+            var manifest = WritePackage(checkpoint, temp, options, progress);
             File.WriteAllText(Path.Combine(temp, PackageManifest.FileName), manifest.ToJsonText());
             MoveIntoPlace(temp, dest, replace);
         }
@@ -72,12 +71,11 @@ public static class ModelImporter
         return true;
     }
 
-    private static PackageManifest WritePackage(HfCheckpoint checkpoint, string source, string temp, ImportOptions options, IProgress<ImportProgress>? progress)
+    private static PackageManifest WritePackage(ImportSource checkpoint, string temp, ImportOptions options, IProgress<ImportProgress>? progress)
     {
         var config = checkpoint.Config;
-        var sourceDType = checkpoint.Get(LlamaTensors.Embed, source).DType;
-        var dtype = options.DType ?? sourceDType;
-        var q = options.Quantization;
+        var dtype = options.DType ?? checkpoint.DefaultDType;
+        var q = checkpoint.Quantization(options.Quantization);
         q?.Validate(config);
         var embedWeights = PackageTensors.Embedding(config, dtype);
         var layerWeights = Enumerable.Range(0, config.NumLayers).Select(i => PackageTensors.Layer(config, dtype, q, i)).ToList();
@@ -93,17 +91,20 @@ public static class ModelImporter
                 .Select(i => new PackageLayer(i, copier.WriteFile(temp, PackageManifest.LayerFile(i), layerWeights[i])))
                 .ToList();
             var head = copier.WriteFile(temp, PackageManifest.HeadFile, headWeights);
-            var files = CopyAuxiliaryFiles(source, temp);
+            var files = checkpoint.WriteAuxiliaryFiles(temp)
+                .Select(name => Path.Combine(temp, name))
+                .Select(path => new PackageFile(Path.GetFileName(path), new FileInfo(path).Length, FileHash.Sha256(path)))
+                .ToList();
             progress?.Report(new ImportProgress(total, total, null));
+            var described = checkpoint.Describe();
             return new PackageManifest
             {
-                Name = options.Name ?? Path.GetFileName(source),
+                Name = options.Name ?? described.Name,
                 // The package's config states the package's dtype, not the source's.
                 Config = config with { TorchDtype = PackageManifest.TorchDtypeName(dtype) },
                 DType = dtype,
                 Quant = q,
-                Source = new PackageSource("huggingface", Path.GetFileName(source), sourceDType.UserName(),
-                    checkpoint.Files.Select(f => Path.GetFileName(f)).ToList()),
+                Source = described,
                 Embedding = embedding,
                 Layers = layers,
                 Head = head,
@@ -114,20 +115,6 @@ public static class ModelImporter
         {
             copier.Dispose();
         }
-    }
-
-    private static List<PackageFile> CopyAuxiliaryFiles(string source, string temp)
-    {
-        var result = new List<PackageFile>();
-        foreach (string name in CopiedFiles)
-        {
-            string from = Path.Combine(source, name);
-            if (!File.Exists(from)) continue;
-            string to = Path.Combine(temp, name);
-            File.Copy(from, to);
-            result.Add(new PackageFile(name, new FileInfo(to).Length, FileHash.Sha256(to)));
-        }
-        return result;
     }
 
     private static void MoveIntoPlace(string temp, string dest, bool replace)
@@ -167,11 +154,13 @@ public static class ModelImporter
         }
     }
 
-    /// <summary>Streams tensors from the checkpoint's files into package files, converting dtype in chunks.</summary>
-    private sealed class TensorCopier(HfCheckpoint checkpoint, TensorDType dtype, long total, IProgress<ImportProgress>? progress) : IDisposable
+    /// <summary>Streams tensors from the checkpoint's files into package files, converting dtype in chunks. A tensor
+    /// that is not stored as is (a GGUF tensor that is quantized or permuted) is read whole as float32 instead, once.</summary>
+    private sealed class TensorCopier(ImportSource checkpoint, TensorDType dtype, long total, IProgress<ImportProgress>? progress) : IDisposable
     {
         private readonly Dictionary<string, SafeFileHandle> _handles = new(StringComparer.Ordinal);
         private long _done;
+        private (string Name, float[] Values)? _floats;
 
         public PackageFile WriteFile(string root, string relative, IEnumerable<PackedWeight> weights)
         {
@@ -179,7 +168,7 @@ public static class ModelImporter
             long parameters = 0;
             foreach (var w in weights)
             {
-                var info = checkpoint.Get(w.SourceName, checkpoint.Directory);
+                var info = checkpoint.Tensors.Get(w.SourceName, checkpoint.Where);
                 // A tied model's quantized head is a second copy of the embedding, not more parameters.
                 if (w.SourceName == w.Weight.Name) parameters += info.ElementCount;
                 if (w.Quant is not null)
@@ -204,8 +193,9 @@ public static class ModelImporter
             QuantizedMatrix Get()
             {
                 if (m is not null) return m;
+                if (checkpoint.ReadQuantized(info.Name, q) is { } native) return m = native;
                 var values = new float[(long)rows * cols];
-                checkpoint.ReadFloat32(info.Name, values);
+                checkpoint.Tensors.ReadFloat32(info.Name, values);
                 try
                 {
                     return m = BlockQuantizer.Quantize(values, rows, cols, q.Bits, q.BlockSize);
@@ -227,6 +217,11 @@ public static class ModelImporter
 
         private void Fill(TensorInfo info, long outOffset, Span<byte> dest)
         {
+            if (!checkpoint.IsStoredAsIs(info.Name))
+            {
+                FillFromFloats(info, outOffset, dest);
+                return;
+            }
             var handle = Handle(info.File);
             if (info.DType == dtype)
             {
@@ -248,6 +243,21 @@ public static class ModelImporter
                 ArrayPool<byte>.Shared.Return(raw);
                 ArrayPool<float>.Shared.Return(values);
             }
+        }
+
+        private void FillFromFloats(TensorInfo info, long outOffset, Span<byte> dest)
+        {
+            if (_floats is not { } f || f.Name != info.Name)
+            {
+                _floats = null; // one tensor at a time in memory
+                var values = new float[info.ElementCount];
+                checkpoint.Tensors.ReadFloat32(info.Name, values);
+                _floats = f = (info.Name, values);
+            }
+            int n = dest.Length / dtype.Size();
+            long start = outOffset / dtype.Size();
+            TensorDTypes.FromFloat32(dtype, f.Values.AsSpan((int)start, n), dest);
+            if (start + n == f.Values.LongLength) _floats = null;
         }
 
         private static void ReadExactly(SafeFileHandle handle, Span<byte> dest, long offset, TensorInfo info)
