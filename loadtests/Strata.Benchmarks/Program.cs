@@ -8,6 +8,7 @@ return args.FirstOrDefault() switch
     "batch" => BatchBenchmark.Run(args[1..]),
     "overhead" => OverheadBenchmark.Run(args[1..]),
     "hops" => HopBenchmark.Run(args[1..]),
+    "llama-peer" => LlamaPeerBenchmark.Run(args[1..]),
     "quant" => QuantBenchmark.Run(args[1..]),
     "load-memory" => QuantBenchmark.RunLoadMemory(args[1..]),
     _ => Usage(),
@@ -23,6 +24,7 @@ static int Usage()
           Strata.Benchmarks load-memory --package DIR [--threads N] [--max-context N] [--accuracy-level N]
           Strata.Benchmarks bandwidth [--threads N] [--mib N]
           Strata.Benchmarks overhead --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 2] [--tokens 64] [--rounds 3] [--concurrency 1,16] [--json PATH]
+          Strata.Benchmarks llama-peer --model HF-DIR [--agree HF-DIR] [--types f32,q8_0,q4_0] [--batches 1,16] [--threads N] [--steps N] [--rounds N] [--json PATH]
           Strata.Benchmarks hops --store DIR --package NAME --silo PATH/strata-silo.dll [--stages 2] [--requests 4] [--tokens 96] [--json PATH]
           Strata.Benchmarks cluster --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 4] [--tokens 32] [--rounds 5] [--json PATH]
         """);
