@@ -36,6 +36,9 @@ internal static class LoadTestApp
             if (options.Report is not null && File.Exists(options.Report))
                 throw new UsageException($"--report {options.Report} is a file; give a folder (it is created if missing)");
             if (options.Compare is not null) return Compare.Run(options, stdout, stderr);
+            using var tracing = options.OtlpEndpoint is string endpoint
+                ? Strata.Hosting.StrataTracingSetup.StartClient("strata-loadtest", endpoint, options.TraceSample, options.OtlpProtocol)
+                : null;
             return options.Embedded
                 ? await RunEmbeddedAsync(options, stdout, stderr, redrawProgress, cancellation)
                 : await RunRemoteAsync(options, stdout, stderr, redrawProgress, cancellation);

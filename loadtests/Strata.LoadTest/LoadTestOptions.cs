@@ -13,6 +13,7 @@ internal sealed record LoadTestOptions
                                --model NAME (--redis HOST:PORT | --gateway-port N[,N...] | --embedded --model-path DIR --stages K [--silos N])
                                [--vocab N] [--cluster-id ID] [--max-sessions N] [--json PATH [--per-request]] [--seed S] [--timeout SECONDS]
                                [--slo-ttft-ms MS] [--slo-tpot-ms MS] [--slo-e2e-ms MS] [--report DIR]
+                               [--otlp-endpoint URL [--otlp-protocol grpc|http] [--trace-sample F]]
                strata-loadtest --compare A.json B.json [--report DIR]
           --concurrency N     closed loop: N clients, each sends its next request when its previous one ends (default 1);
                               a list (1,2,4,8) sweeps: one run of --requests per level, in the same process and cluster
@@ -29,6 +30,8 @@ internal sealed record LoadTestOptions
                               goodput = completed requests per second that met every target given
           --report DIR        write DIR/report.md, DIR/report.html (charts embedded) and the charts as PNG files
           --compare A B       compare two --json results: key metrics side by side with B/A ratios
+          --otlp-endpoint URL trace the requests from here (each request one trace: this client, the session, every stage),
+                              exported over OTLP (gRPC, or --otlp-protocol http); --trace-sample F of them (default 1)
         """;
 
     public int? Concurrency { get; init; }
@@ -59,6 +62,10 @@ internal sealed record LoadTestOptions
     /// <summary>Write every request's chunk arrival times into the JSON (wall clock), for fault benchmarks.</summary>
     public bool PerRequest { get; init; }
     public ulong Seed { get; init; } = 1;
+    /// <summary>OTLP endpoint the load generator's own spans go to (the roots of the requests' traces); null = none.</summary>
+    public string? OtlpEndpoint { get; init; }
+    public string OtlpProtocol { get; init; } = "grpc";
+    public double TraceSample { get; init; } = 1;
     public double TimeoutSeconds { get; init; } = 120;
 
     public bool ClosedLoop => Rate is null;
@@ -106,6 +113,9 @@ internal sealed record LoadTestOptions
                 "--slo-e2e-ms" => o with { Slo = o.Slo with { E2EMs = Positive() } },
                 "--report" => o with { Report = Value() },
                 "--compare" => o with { Compare = [Value(), Value()] },
+                "--otlp-endpoint" => o with { OtlpEndpoint = Value() },
+                "--otlp-protocol" => o with { OtlpProtocol = Value() is "grpc" or "http" ? args[i] : throw new UsageException($"--otlp-protocol must be grpc or http, got '{args[i]}'") },
+                "--trace-sample" => o with { TraceSample = double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f is >= 0 and <= 1 ? f : throw new UsageException($"--trace-sample needs a fraction from 0 to 1, got '{args[i]}'") },
                 _ => throw new UsageException($"unknown flag '{flag}'"),
             };
         }
