@@ -29,7 +29,16 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
     public static SentencePieceModelTokenizer Load(string path, SpecialTokenSettings settings)
     {
         LlamaTokenizer inner;
-        using (var stream = File.OpenRead(path))
+        FileStream file;
+        try
+        {
+            file = File.OpenRead(path);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw TokenizerJson.Unreadable(path, ex);
+        }
+        using (var stream = file)
         {
             try
             {
