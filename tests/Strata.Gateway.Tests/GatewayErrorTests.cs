@@ -62,6 +62,23 @@ public sealed class GatewayErrorTests(GatewayFixture fx)
         AssertNoPaths(reply);
     }
 
+    [PermissionsFact]
+    public async Task A_chat_template_the_silo_cannot_read_is_a_typed_error_without_its_path()
+    {
+        // Was a 500 "internal error": the session's UnauthorizedAccessException from reading chat_template.jinja.
+        var reply = await fx.Post("/v1/chat/completions", "alice", new
+        {
+            model = GatewayFixture.LockedChatModel, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 2,
+        });
+        Assert.True(reply.Status == 500, $"{reply.Status} {reply.Body}");
+        Assert.Equal("server_error", reply.Error.GetProperty("type").GetString());
+        Assert.Equal("model_files_unreadable", reply.Error.GetProperty("code").GetString());
+        Assert.Contains($"model '{GatewayFixture.LockedChatModel}'", reply.Error.GetProperty("message").GetString());
+        AssertNoPaths(reply);
+        // Completions do not need the template.
+        Assert.Equal(200, (await fx.Post("/v1/completions", "alice", new { model = GatewayFixture.LockedChatModel, prompt = "hi", max_tokens = 2 })).Status);
+    }
+
     [Fact]
     public void A_file_error_from_a_silo_names_no_path()
     {

@@ -21,7 +21,7 @@ namespace Strata.Gateway.Tests;
 /// model deployed as <see cref="Model"/> (2 stages) and a tiny synthetic model without a chat template as
 /// <see cref="NoTemplateModel"/>; two broken ones, <see cref="BadEncodeModel"/> (stories260K whose tokenizer cannot
 /// encode a long run of 'a' followed by another character) and <see cref="LockedModel"/> (tiny, whose tokenizer.json
-/// is of mode 000). Keys: alice and bob (generous), slow (1 request per second), thrifty (20 tokens a
+/// is of mode 000) and <see cref="LockedChatModel"/> (stories260K, whose chat_template.jinja is of mode 000). Keys: alice and bob (generous), slow (1 request per second), thrifty (20 tokens a
 /// minute), one stream at a time for single, and root, the one admin key.
 /// </summary>
 public sealed class GatewayFixture : IAsyncLifetime
@@ -30,6 +30,7 @@ public sealed class GatewayFixture : IAsyncLifetime
     public const string NoTemplateModel = "tiny";
     public const string BadEncodeModel = "badtok";
     public const string LockedModel = "locked";
+    public const string LockedChatModel = "locked-chat";
 
     /// <summary>A prompt that <see cref="BadEncodeModel"/>'s tokenizer fails on (its normalizer's pattern
     /// <c>(a+)+$</c> backtracks catastrophically, up to the tokenizer's match time limit).</summary>
@@ -63,6 +64,7 @@ public sealed class GatewayFixture : IAsyncLifetime
         ModelImporter.Import(tinySource, Path.Combine(store, NoTemplateModel), new ImportOptions { Name = NoTemplateModel });
         ModelImporter.Import(BadEncodeSource(), Path.Combine(store, BadEncodeModel), new ImportOptions { Name = BadEncodeModel });
         ModelImporter.Import(tinySource, Path.Combine(store, LockedModel), new ImportOptions { Name = LockedModel });
+        ModelImporter.Import(Stories260K(), Path.Combine(store, LockedChatModel), new ImportOptions { Name = LockedChatModel });
         _cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions
         {
             Silos = 2, ModelStore = store, Memory = "512MB", ClusterId = "gw-test-" + Guid.NewGuid().ToString("N")[..8],
@@ -72,8 +74,13 @@ public sealed class GatewayFixture : IAsyncLifetime
         await Client.DeployAsync(NoTemplateModel, new DeployRequest(Path.Combine(store, NoTemplateModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
         await Client.DeployAsync(BadEncodeModel, new DeployRequest(Path.Combine(store, BadEncodeModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
         await Client.DeployAsync(LockedModel, new DeployRequest(Path.Combine(store, LockedModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
-        // Where chmod does not stop reads (root), the test that uses it is skipped and the model stays readable.
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(store, LockedModel, "tokenizer.json"), UnixFileMode.None);
+        await Client.DeployAsync(LockedChatModel, new DeployRequest(Path.Combine(store, LockedChatModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
+        // Where chmod does not stop reads (root), the tests that use them are skipped and the models stay readable.
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(Path.Combine(store, LockedModel, "tokenizer.json"), UnixFileMode.None);
+            File.SetUnixFileMode(Path.Combine(store, LockedChatModel, "chat_template.jinja"), UnixFileMode.None);
+        }
 
         var settings = new Dictionary<string, string?> { ["Gateway:MaxBodyBytes"] = "65536", ["Gateway:MaxTokens"] = "400" };
         int i = 0;
