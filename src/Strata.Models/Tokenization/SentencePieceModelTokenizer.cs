@@ -53,6 +53,10 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
         var vocabulary = inner.Vocabulary;
         var pieces = new string?[vocabulary.Values.DefaultIfEmpty(-1).Max() + 1];
         foreach (var (piece, id) in vocabulary) pieces[id] = piece;
+        // The library takes these ids from the trainer spec as they are, and puts BOS and EOS into every prompt.
+        foreach (var (field, id) in new[] { ("bos_id", inner.BeginningOfSentenceId), ("eos_id", inner.EndOfSentenceId), ("unk_id", inner.UnknownId) })
+            if ((uint)id >= (uint)pieces.Length || pieces[id] is null)
+                throw new ModelFormatException(path, "trainer_spec." + field, $"{id} is not the id of a piece (the vocabulary has {pieces.Length} ids)");
         var special = new HashSet<int> { inner.BeginningOfSentenceId, inner.EndOfSentenceId, inner.UnknownId };
         var decoding = TokenDecoding.SentencePiece(pieces, special, replaceMeta: true, inner.ByteFallback,
             inner.AddDummyPrefix ? 1 : 0);
