@@ -32,6 +32,16 @@ public sealed class SentencePieceRegressionTests : IDisposable
     }
 
     [Fact]
+    public void BytePiecesThatAreNotConsecutiveAreRefused()
+    {
+        // Was accepted: with byte fallback the library encodes byte b as id("<0x00>") + b, so once "<0x00>" was not
+        // right before "<0x01>" an emoji became ids of other pieces and past the end of the vocabulary (604 of 512).
+        var e = Refused(ProtoMutator.WithPieceMovedLast(Seed, 3)); // "<0x00>" is piece 3
+        Assert.Equal("pieces", e.Item);
+        Assert.Contains("256 consecutive ids from 511", e.Problem);
+    }
+
+    [Fact]
     public void TheSeedStillEncodesBytesThroughTheFallback()
     {
         File.WriteAllBytes(_dir.File("tokenizer.model"), Seed);

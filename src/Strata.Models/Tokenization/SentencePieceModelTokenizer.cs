@@ -51,6 +51,7 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
             }
         }
         var vocabulary = inner.Vocabulary;
+        CheckBytePieces(path, inner);
         var pieces = new string?[vocabulary.Values.DefaultIfEmpty(-1).Max() + 1];
         foreach (var (piece, id) in vocabulary) pieces[id] = piece;
         // The library takes these ids from the trainer spec as they are, and puts BOS and EOS into every prompt.
@@ -65,6 +66,24 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
         settings.CheckIds(Path.GetDirectoryName(path)!, null, stops, pieces.Length);
         return new SentencePieceModelTokenizer(inner, decoding, settings.AddBos ?? true, settings.AddEos ?? false,
             stops.Count > 0 ? stops : [inner.EndOfSentenceId]);
+    }
+
+    // With byte fallback the library encodes byte b as id("<0x00>") + b without looking the piece up: the 256 byte
+    // pieces must be consecutive, as sentencepiece's trainer writes them, or a prompt gets ids of other pieces or
+    // outside the vocabulary.
+    private static void CheckBytePieces(string path, LlamaTokenizer inner)
+    {
+        if (!inner.ByteFallback) return;
+        var vocabulary = inner.Vocabulary;
+        if (!vocabulary.TryGetValue("<0x00>", out int first))
+            throw new ModelFormatException(path, "trainer_spec.byte_fallback", "byte fallback is on but there is no byte piece <0x00>");
+        for (int b = 1; b < 256; b++)
+        {
+            string piece = $"<0x{b:X2}>";
+            if (!vocabulary.TryGetValue(piece, out int id) || id != first + b)
+                throw new ModelFormatException(path, "pieces",
+                    $"byte fallback needs the byte pieces <0x00> to <0xFF> at 256 consecutive ids from {first}; {piece} is {(vocabulary.ContainsKey(piece) ? $"at id {id}" : "missing")}");
+        }
     }
 
     public int VocabSize => decoding.Count;
