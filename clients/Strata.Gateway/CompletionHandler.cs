@@ -56,12 +56,10 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
     public async Task<IResult> Models()
     {
         var names = await client.Orleans.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.Key).List();
-        var data = new List<object>();
-        foreach (string name in names)
-        {
-            var status = await client.GetModelStatusAsync(name);
-            if (status.State != DeploymentState.NotDeployed) data.Add(new { id = name, @object = "model", created = 0, owned_by = "strata" });
-        }
+        // One status call per model, all at once: the answer takes one round trip, not one per model.
+        var statuses = await Task.WhenAll(names.Select(client.GetModelStatusAsync));
+        var data = names.Zip(statuses).Where(m => m.Second.State != DeploymentState.NotDeployed)
+            .Select(m => new { id = m.First, @object = "model", created = 0, owned_by = "strata" }).ToList();
         return Results.Json(new { @object = "list", data });
     }
 
@@ -70,9 +68,8 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
         try
         {
             var names = await client.Orleans.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.Key).List();
-            var ready = new List<string>();
-            foreach (string name in names)
-                if ((await client.Orleans.GetGrain<IModelGrain>(name).GetStatus()).State == DeploymentState.Ready) ready.Add(name);
+            var statuses = await Task.WhenAll(names.Select(name => client.Orleans.GetGrain<IModelGrain>(name).GetStatus()));
+            var ready = names.Zip(statuses).Where(m => m.Second.State == DeploymentState.Ready).Select(m => m.First).ToList();
             http.Response.StatusCode = ready.Count > 0 ? 200 : 503;
             await http.Response.WriteAsJsonAsync(new { status = ready.Count > 0 ? "ready" : "no model is ready", models = ready });
         }
