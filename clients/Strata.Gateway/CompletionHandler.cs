@@ -25,21 +25,23 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
         var ct = http.RequestAborted;
         string? session = null;
         bool ephemeral = true;
+        OpenAiRequest? request = null;
         try
         {
             using var body = await ReadBody(http);
-            var request = OpenAiRequest.Read(body.RootElement, chat, options);
+            request = OpenAiRequest.Read(body.RootElement, chat, options);
             if (!caller.Quota.TryAdmit(out var wait))
                 throw new OpenAiException(429, "rate_limit_error", $"API key '{caller.Key.Name}' has used its {caller.Key.TokensPerMinute} tokens this minute",
                     code: "rate_limit_exceeded", retryAfter: wait);
             (session, ephemeral) = SessionOf(http);
             Orleans.Runtime.RequestContext.Set(CallerContext.Key, caller.Key.Name);
-            var turn = new TurnWriter(http, request, caller.Quota, Map);
+            var asked = request;
+            var turn = new TurnWriter(http, request, caller.Quota, e => Map(e, asked));
             await turn.Run(client.GenerateAsync(session, request.ToGenerate(), ct), ct);
         }
         catch (Exception e) when (!http.Response.HasStarted && !ct.IsCancellationRequested)
         {
-            await OpenAiResponses.WriteError(http, Map(e), CancellationToken.None);
+            await OpenAiResponses.WriteError(http, Map(e, request), CancellationToken.None);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -54,12 +56,10 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
     public async Task<IResult> Models()
     {
         var names = await client.Orleans.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.Key).List();
-        var data = new List<object>();
-        foreach (string name in names)
-        {
-            var status = await client.GetModelStatusAsync(name);
-            if (status.State != DeploymentState.NotDeployed) data.Add(new { id = name, @object = "model", created = 0, owned_by = "strata" });
-        }
+        // One status call per model, all at once: the answer takes one round trip, not one per model.
+        var statuses = await Task.WhenAll(names.Select(client.GetModelStatusAsync));
+        var data = names.Zip(statuses).Where(m => m.Second.State != DeploymentState.NotDeployed)
+            .Select(m => new { id = m.First, @object = "model", created = 0, owned_by = "strata" }).ToList();
         return Results.Json(new { @object = "list", data });
     }
 
@@ -68,9 +68,8 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
         try
         {
             var names = await client.Orleans.GetGrain<IModelCatalogGrain>(IModelCatalogGrain.Key).List();
-            var ready = new List<string>();
-            foreach (string name in names)
-                if ((await client.Orleans.GetGrain<IModelGrain>(name).GetStatus()).State == DeploymentState.Ready) ready.Add(name);
+            var statuses = await Task.WhenAll(names.Select(name => client.Orleans.GetGrain<IModelGrain>(name).GetStatus()));
+            var ready = names.Zip(statuses).Where(m => m.Second.State == DeploymentState.Ready).Select(m => m.First).ToList();
             http.Response.StatusCode = ready.Count > 0 ? 200 : 503;
             await http.Response.WriteAsJsonAsync(new { status = ready.Count > 0 ? "ready" : "no model is ready", models = ready });
         }
@@ -167,24 +166,44 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
         }
     }
 
-    /// <summary>What a failure means to an OpenAI client.</summary>
-    internal OpenAiException Map(Exception e)
+    /// <summary>What a failure means to an OpenAI client. <paramref name="request"/> is the completion request it
+    /// failed, once read: a prompt the model's tokenizer cannot encode is then a 400 naming <c>prompt</c> or
+    /// <c>messages</c>. Messages from the cluster pass through <see cref="ClusterErrors.Scrub"/>, and a model file
+    /// a silo cannot read is a typed error that names no path.</summary>
+    internal OpenAiException Map(Exception e, OpenAiRequest? request = null)
     {
+        string input = request?.Chat == true ? "messages" : "prompt";
         switch (e)
         {
             case OpenAiException o: return o;
             case StrataException s:
+                string message = ClusterErrors.Scrub(s.Message);
                 return s.Code switch
                 {
-                    ErrorCodes.InvalidRequest => new(400, "invalid_request_error", s.Message),
-                    ErrorCodes.ContextOverflow => new(400, "invalid_request_error", s.Message, "messages", "context_length_exceeded"),
-                    ErrorCodes.ModelNotFound => new(404, "invalid_request_error", s.Message, "model", "model_not_found"),
-                    ErrorCodes.NotFound => new(404, "invalid_request_error", s.Message, SessionHeader, "session_not_found"),
-                    ErrorCodes.Forbidden => new(403, "permission_error", s.Message, code: "forbidden"),
-                    ErrorCodes.Overloaded => new(429, "rate_limit_error", s.Message, code: "server_overloaded", retryAfter: TimeSpan.FromSeconds(1)),
-                    ErrorCodes.ModelNotReady => new(503, "server_error", s.Message, code: "model_not_ready", retryAfter: TimeSpan.FromSeconds(5)),
-                    _ => new(503, "server_error", s.Message, code: s.Code, retryAfter: TimeSpan.FromSeconds(2)),
+                    ErrorCodes.InvalidRequest => new(400, "invalid_request_error", message),
+                    ErrorCodes.ContextOverflow => new(400, "invalid_request_error", message, input, "context_length_exceeded"),
+                    ErrorCodes.ModelNotFound => new(404, "invalid_request_error", message, "model", "model_not_found"),
+                    ErrorCodes.NotFound => new(404, "invalid_request_error", message, SessionHeader, "session_not_found"),
+                    ErrorCodes.Forbidden => new(403, "permission_error", message, code: "forbidden"),
+                    ErrorCodes.Overloaded => new(429, "rate_limit_error", message, code: "server_overloaded", retryAfter: TimeSpan.FromSeconds(1)),
+                    ErrorCodes.ModelNotReady => new(503, "server_error", message, code: "model_not_ready", retryAfter: TimeSpan.FromSeconds(5)),
+                    _ => new(503, "server_error", message, code: s.Code, retryAfter: TimeSpan.FromSeconds(2)),
                 };
+            case var _ when request is not null && ClusterErrors.Is(e, ClusterErrors.ModelFormat):
+                // The session's tokenizer threw while encoding this request's text (its failures to load arrive as
+                // StrataExceptions): this model cannot serve this text. The exception has no Orleans codec, so what
+                // the tokenizer said stays in the silo's log.
+                LogEncodeFailed(logger, request.Model, e.Message);
+                string why = ClusterErrors.LostMessage(e) ? "the silo's log has the reason" : ClusterErrors.Scrub(e.Message);
+                return OpenAiException.Invalid(input,
+                    $"the tokenizer of model '{request.Model}' cannot encode the {input} ({why}); change the text or fix the model's tokenizer files",
+                    "invalid_prompt");
+            case var _ when ClusterErrors.IsUnreadableFile(e):
+                LogUnreadableFile(logger, e.GetType().Name, e.Message);
+                string model = request is null ? "a model" : $"model '{request.Model}'";
+                return new(500, "server_error",
+                    $"a file of {model} cannot be read on the silo (no permission, or it is missing); the cluster's operator must fix the model store",
+                    code: "model_files_unreadable");
             case OrleansException or TimeoutException or ClusterUnreachableException:
                 LogClusterError(logger, e.GetType().Name, e.Message.Split('\n', 2)[0]);
                 return new(503, "server_error", "the cluster did not answer (a silo may have just been lost); retry in a few seconds",
@@ -200,6 +219,12 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "cluster call failed ({Type}): {Error}")]
     private static partial void LogClusterError(ILogger logger, string type, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "model {Model} cannot encode a request's text: {Error}")]
+    private static partial void LogEncodeFailed(ILogger logger, string model, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "a model file cannot be read on a silo ({Type}): {Error}")]
+    private static partial void LogUnreadableFile(ILogger logger, string type, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "request failed")]
     private static partial void LogInternalError(ILogger logger, Exception e);

@@ -45,13 +45,6 @@ internal static class OpenAiResponses
         await response.Body.FlushAsync(cancellation);
     }
 
-    /// <summary>The end of a stream, as OpenAI's clients expect it.</summary>
-    public static async Task WriteDone(HttpResponse response, CancellationToken cancellation)
-    {
-        await response.WriteAsync("data: [DONE]\n\n", cancellation);
-        await response.Body.FlushAsync(cancellation);
-    }
-
     /// <summary>OpenAI's usage object.</summary>
     public static object Usage(int prompt, int completion) =>
         new { prompt_tokens = prompt, completion_tokens = completion, total_tokens = prompt + completion };

@@ -47,15 +47,18 @@ internal sealed class TurnWriter(HttpContext http, OpenAiRequest request, TokenQ
         }, ct);
     }
 
+    // Each chunk of the session is sent as soon as it is written (one flush per chunk, the role delta going out with
+    // the first text); the end (finish chunk, usage, [DONE]) is one flush.
     private async Task Stream(IAsyncEnumerator<GenerateChunk> stream, bool any, CancellationToken ct)
     {
         var response = http.Response;
         OpenAiResponses.StartEvents(response);
+        var events = new ChunkEncoder(response.BodyWriter, _id, ChunkObject, _created, request.Model, request.Chat);
         int prompt = 0, completion = 0;
         string? finish = null;
         try
         {
-            if (request.Chat) await WriteDelta("", "assistant", null, ct);
+            if (request.Chat) events.Delta("", "assistant", null);
             for (; any; any = await stream.MoveNextAsync())
             {
                 var c = stream.Current;
@@ -63,17 +66,15 @@ internal sealed class TurnWriter(HttpContext http, OpenAiRequest request, TokenQ
                 quota.Charge(c.TokenIds.Length);
                 if (c.Usage is { } u) (prompt, completion) = (u.PromptTokens, u.CompletionTokens);
                 finish = c.FinishReason ?? finish;
-                if (c.Text.Length > 0) await WriteDelta(c.Text, null, null, ct);
+                if (c.Text.Length == 0) continue;
+                events.Delta(c.Text, null, null);
+                await events.Flush(ct);
             }
             quota.Charge(prompt);
-            await WriteDelta(null, null, finish ?? "stop", ct);
-            if (request.IncludeUsage)
-                await OpenAiResponses.WriteEvent(response, new
-                {
-                    id = _id, @object = ChunkObject, created = _created, model = request.Model, choices = Array.Empty<object>(),
-                    usage = OpenAiResponses.Usage(prompt, completion),
-                }, ct);
-            await OpenAiResponses.WriteDone(response, ct);
+            events.Delta(null, null, finish ?? "stop");
+            if (request.IncludeUsage) events.Usage(prompt, completion);
+            events.Done();
+            await events.Flush(ct);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {
@@ -83,21 +84,4 @@ internal sealed class TurnWriter(HttpContext http, OpenAiRequest request, TokenQ
     }
 
     private string ChunkObject => request.Chat ? "chat.completion.chunk" : "text_completion";
-
-    // A chat delta carries the role (first chunk only) and the text; the last chunk's delta is empty. A completion
-    // chunk carries the text.
-    private Task WriteDelta(string? text, string? role, string? finish, CancellationToken ct)
-    {
-        object choice = request.Chat
-            ? new { index = 0, delta = Delta(text, role), logprobs = (object?)null, finish_reason = finish }
-            : new { text = text ?? "", index = 0, logprobs = (object?)null, finish_reason = finish };
-        return OpenAiResponses.WriteEvent(http.Response, new { id = _id, @object = ChunkObject, created = _created, model = request.Model, choices = new[] { choice } }, ct);
-    }
-
-    private static object Delta(string? text, string? role) => (text, role) switch
-    {
-        (null, _) => new { },
-        (_, null) => new { content = text },
-        _ => new { role, content = text },
-    };
 }

@@ -47,6 +47,16 @@ public sealed class ScrubRegressionTests : IDisposable
         Assert.Contains("pkg/tokenizer.json", e.Message, StringComparison.Ordinal);
     }
 
+    [PermissionsFact]
+    public void UnreadableTokenizerJsonIsReportedWithoutTheSilosPath()
+    {
+        // Was the UnauthorizedAccessException "Access to the path '/...' is denied." from the tokenizer's load.
+        PermissionsFactAttribute.MakeUnreadable(Path.Combine(_store, "pkg", "tokenizer.json"));
+        var e = Assert.Throws<StrataException>(() => new TokenizerCache(_host).Get("pkg"));
+        AssertScrubbed(e);
+        Assert.Contains("pkg/tokenizer.json: cannot be read: Access to the path 'tokenizer.json' is denied", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void BrokenTokenizerConfigIsReportedWithoutTheSilosPathWhenRenderingChat()
     {

@@ -50,18 +50,31 @@ public sealed class TokenizerFuzzTests(ITestOutputHelper output) : IDisposable
 
     private void Load(byte[] tokenizerJson, int? sideSeed)
     {
-        string dir = Path.Combine(_dir.Path, "m");
+        string dir = ModelFolder(_dir, "tokenizer.json", tokenizerJson, sideSeed);
+        Exercise(TokenizerLoader.Load(dir));
+    }
+
+    /// <summary>A fresh folder <c>m</c> in <paramref name="root"/> with <paramref name="bytes"/> as
+    /// <paramref name="file"/> and stories260K's side files, mutated where <paramref name="sideSeed"/>'s bits say.</summary>
+    internal static string ModelFolder(TempDir root, string file, byte[] bytes, int? sideSeed)
+    {
+        string dir = Path.Combine(root.Path, "m");
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
-        File.WriteAllBytes(Path.Combine(dir, "tokenizer.json"), tokenizerJson);
+        File.WriteAllBytes(Path.Combine(dir, file), bytes);
         for (int i = 0; i < SideFiles.Length; i++)
         {
             string valid = Seeds.Read(SideFiles[i]);
             File.WriteAllBytes(Path.Combine(dir, SideFiles[i]),
                 sideSeed is int s && (s >> i & 1) == 1 ? JsonMutator.Mutate(valid, s + i) : Encoding.UTF8.GetBytes(valid));
         }
+        return dir;
+    }
 
-        var tokenizer = TokenizerLoader.Load(dir);
+    /// <summary>What a tokenizer that loaded must do without failing: encode, decode and stream every text, with ids
+    /// (BOS and stop ids included) inside its vocabulary.</summary>
+    internal static void Exercise(ITokenizer tokenizer)
+    {
         foreach (string text in Texts)
         {
             int[] ids = tokenizer.Encode(text);

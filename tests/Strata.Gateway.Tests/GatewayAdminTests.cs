@@ -87,4 +87,22 @@ public sealed class GatewayAdminTests(GatewayFixture fx)
         Assert.Contains("contains '..'", reply.Error.GetProperty("message").GetString());
         Assert.DoesNotContain(Path.GetTempPath().TrimEnd('/'), reply.Body);
     }
+
+    [PermissionsFact]
+    public async Task A_package_whose_manifest_the_silo_cannot_read_is_a_typed_error_without_its_path()
+    {
+        // Was the system's "Access to the path '/.../strata-model.json' is denied." from the deploy, for a client of
+        // the cluster, and a 500 "internal error" at the gateway.
+        string store = Path.GetDirectoryName(fx.StoriesPackage)!;
+        string package = Path.Combine(store, "locked-manifest");
+        Directory.CreateDirectory(package);
+        foreach (string file in Directory.GetFiles(Path.Combine(store, GatewayFixture.NoTemplateModel)))
+            File.Copy(file, Path.Combine(package, Path.GetFileName(file)));
+        PermissionsFactAttribute.MakeUnreadable(Path.Combine(package, "strata-model.json"));
+        var reply = await fx.Send(fx.Request(HttpMethod.Post, "/admin/v1/models", "root", """{"model": "locked-manifest", "package": "locked-manifest"}"""));
+        Assert.True(reply.Status == 500, $"{reply.Status} {reply.Body}");
+        Assert.Equal("model_files_unreadable", reply.Error.GetProperty("code").GetString());
+        Assert.DoesNotContain(store, reply.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain(Path.GetTempPath().TrimEnd('/'), reply.Body, StringComparison.Ordinal);
+    }
 }

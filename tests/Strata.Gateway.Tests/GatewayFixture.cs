@@ -19,13 +19,22 @@ namespace Strata.Gateway.Tests;
 /// <summary>
 /// A real gateway on a loopback port over a real two-silo cluster in the test process, with the real stories260K
 /// model deployed as <see cref="Model"/> (2 stages) and a tiny synthetic model without a chat template as
-/// <see cref="NoTemplateModel"/>. Keys: alice and bob (generous), slow (1 request per second), thrifty (20 tokens a
+/// <see cref="NoTemplateModel"/>; two broken ones, <see cref="BadEncodeModel"/> (stories260K whose tokenizer cannot
+/// encode a long run of 'a' followed by another character) and <see cref="LockedModel"/> (tiny, whose tokenizer.json
+/// is of mode 000) and <see cref="LockedChatModel"/> (stories260K, whose chat_template.jinja is of mode 000). Keys: alice and bob (generous), slow (1 request per second), thrifty (20 tokens a
 /// minute), one stream at a time for single, and root, the one admin key.
 /// </summary>
 public sealed class GatewayFixture : IAsyncLifetime
 {
     public const string Model = "stories260K";
     public const string NoTemplateModel = "tiny";
+    public const string BadEncodeModel = "badtok";
+    public const string LockedModel = "locked";
+    public const string LockedChatModel = "locked-chat";
+
+    /// <summary>A prompt that <see cref="BadEncodeModel"/>'s tokenizer fails on (its normalizer's pattern
+    /// <c>(a+)+$</c> backtracks catastrophically, up to the tokenizer's match time limit).</summary>
+    public static readonly string BadPrompt = new string('a', 64) + "!";
     public static readonly TimeSpan Deadline = TimeSpan.FromMinutes(3);
 
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "strata-gw-test-" + Guid.NewGuid().ToString("N")[..10]);
@@ -36,6 +45,9 @@ public sealed class GatewayFixture : IAsyncLifetime
     public Uri Url { get; private set; } = null!;
     public string StoriesPackage => Path.Combine(_dir, "store", Model);
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromMinutes(2) };
+
+    /// <summary>The folder of the test's files, which no error message may name.</summary>
+    public string Root => _dir;
 
     public static readonly IReadOnlyDictionary<string, string> Keys = new Dictionary<string, string>
     {
@@ -50,6 +62,9 @@ public sealed class GatewayFixture : IAsyncLifetime
         string tinySource = Path.Combine(_dir, "tiny-src");
         SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Seed = 5 }, tinySource);
         ModelImporter.Import(tinySource, Path.Combine(store, NoTemplateModel), new ImportOptions { Name = NoTemplateModel });
+        ModelImporter.Import(BadEncodeSource(), Path.Combine(store, BadEncodeModel), new ImportOptions { Name = BadEncodeModel });
+        ModelImporter.Import(tinySource, Path.Combine(store, LockedModel), new ImportOptions { Name = LockedModel });
+        ModelImporter.Import(Stories260K(), Path.Combine(store, LockedChatModel), new ImportOptions { Name = LockedChatModel });
         _cluster = await EmbeddedCluster.StartAsync(new EmbeddedClusterOptions
         {
             Silos = 2, ModelStore = store, Memory = "512MB", ClusterId = "gw-test-" + Guid.NewGuid().ToString("N")[..8],
@@ -57,6 +72,15 @@ public sealed class GatewayFixture : IAsyncLifetime
         Client = await StrataClient.ConnectAsync(null, [.. _cluster.GatewayPorts], _cluster.ClusterId);
         await Client.DeployAsync(Model, new DeployRequest(StoriesPackage, 2, 512, MaxSessions: 8)).WaitAsync(Deadline);
         await Client.DeployAsync(NoTemplateModel, new DeployRequest(Path.Combine(store, NoTemplateModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
+        await Client.DeployAsync(BadEncodeModel, new DeployRequest(Path.Combine(store, BadEncodeModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
+        await Client.DeployAsync(LockedModel, new DeployRequest(Path.Combine(store, LockedModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
+        await Client.DeployAsync(LockedChatModel, new DeployRequest(Path.Combine(store, LockedChatModel), 1, 128, MaxSessions: 2)).WaitAsync(Deadline);
+        // Where chmod does not stop reads (root), the tests that use them are skipped and the models stay readable.
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(Path.Combine(store, LockedModel, "tokenizer.json"), UnixFileMode.None);
+            File.SetUnixFileMode(Path.Combine(store, LockedChatModel, "chat_template.jinja"), UnixFileMode.None);
+        }
 
         var settings = new Dictionary<string, string?> { ["Gateway:MaxBodyBytes"] = "65536", ["Gateway:MaxTokens"] = "400" };
         int i = 0;
@@ -109,6 +133,22 @@ public sealed class GatewayFixture : IAsyncLifetime
         var request = Request(HttpMethod.Post, path, who, JsonSerializer.Serialize(body));
         if (session is not null) request.Headers.Add("X-Strata-Session", session);
         return Send(request);
+    }
+
+    // stories260K with one more normalizer step, a Replace whose pattern backtracks catastrophically on BadPrompt.
+    private string BadEncodeSource()
+    {
+        string source = Path.Combine(_dir, "badtok-src");
+        Directory.CreateDirectory(source);
+        foreach (string file in Directory.GetFiles(Stories260K())) File.Copy(file, Path.Combine(source, Path.GetFileName(file)));
+        string tokenizer = Path.Combine(source, "tokenizer.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(tokenizer))!;
+        json["normalizer"]!["normalizers"]!.AsArray().Add(new System.Text.Json.Nodes.JsonObject
+        {
+            ["type"] = "Replace", ["pattern"] = new System.Text.Json.Nodes.JsonObject { ["Regex"] = "(a+)+$" }, ["content"] = "a",
+        });
+        File.WriteAllText(tokenizer, json.ToJsonString());
+        return source;
     }
 
     private static string Stories260K()

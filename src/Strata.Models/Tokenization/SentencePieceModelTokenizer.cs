@@ -29,7 +29,16 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
     public static SentencePieceModelTokenizer Load(string path, SpecialTokenSettings settings)
     {
         LlamaTokenizer inner;
-        using (var stream = File.OpenRead(path))
+        FileStream file;
+        try
+        {
+            file = File.OpenRead(path);
+        }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw TokenizerJson.Unreadable(path, ex);
+        }
+        using (var stream = file)
         {
             try
             {
@@ -42,8 +51,13 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
             }
         }
         var vocabulary = inner.Vocabulary;
+        CheckBytePieces(path, inner);
         var pieces = new string?[vocabulary.Values.DefaultIfEmpty(-1).Max() + 1];
         foreach (var (piece, id) in vocabulary) pieces[id] = piece;
+        // The library takes these ids from the trainer spec as they are, and puts BOS and EOS into every prompt.
+        foreach (var (field, id) in new[] { ("bos_id", inner.BeginningOfSentenceId), ("eos_id", inner.EndOfSentenceId), ("unk_id", inner.UnknownId) })
+            if ((uint)id >= (uint)pieces.Length || pieces[id] is null)
+                throw new ModelFormatException(path, "trainer_spec." + field, $"{id} is not the id of a piece (the vocabulary has {pieces.Length} ids)");
         var special = new HashSet<int> { inner.BeginningOfSentenceId, inner.EndOfSentenceId, inner.UnknownId };
         var decoding = TokenDecoding.SentencePiece(pieces, special, replaceMeta: true, inner.ByteFallback,
             inner.AddDummyPrefix ? 1 : 0);
@@ -52,6 +66,24 @@ internal sealed class SentencePieceModelTokenizer : ITokenizer
         settings.CheckIds(Path.GetDirectoryName(path)!, null, stops, pieces.Length);
         return new SentencePieceModelTokenizer(inner, decoding, settings.AddBos ?? true, settings.AddEos ?? false,
             stops.Count > 0 ? stops : [inner.EndOfSentenceId]);
+    }
+
+    // With byte fallback the library encodes byte b as id("<0x00>") + b without looking the piece up: the 256 byte
+    // pieces must be consecutive, as sentencepiece's trainer writes them, or a prompt gets ids of other pieces or
+    // outside the vocabulary.
+    private static void CheckBytePieces(string path, LlamaTokenizer inner)
+    {
+        if (!inner.ByteFallback) return;
+        var vocabulary = inner.Vocabulary;
+        if (!vocabulary.TryGetValue("<0x00>", out int first))
+            throw new ModelFormatException(path, "trainer_spec.byte_fallback", "byte fallback is on but there is no byte piece <0x00>");
+        for (int b = 1; b < 256; b++)
+        {
+            string piece = $"<0x{b:X2}>";
+            if (!vocabulary.TryGetValue(piece, out int id) || id != first + b)
+                throw new ModelFormatException(path, "pieces",
+                    $"byte fallback needs the byte pieces <0x00> to <0xFF> at 256 consecutive ids from {first}; {piece} is {(vocabulary.ContainsKey(piece) ? $"at id {id}" : "missing")}");
+        }
     }
 
     public int VocabSize => decoding.Count;

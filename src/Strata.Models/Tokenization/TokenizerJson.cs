@@ -26,6 +26,22 @@ internal readonly struct TokenizerJson(string file)
         {
             throw new ModelFormatException(path, null, $"invalid JSON: {ex.Message}", ex);
         }
+        catch (Exception ex) when (ex is UnauthorizedAccessException or IOException)
+        {
+            throw Unreadable(path, ex);
+        }
+    }
+
+    /// <summary>A file that exists but cannot be opened or read (permissions, or not a regular file). The system's
+    /// message repeats the path, which is cut to the file's name: this error reaches clients, and what scrubs it
+    /// only knows the file's own path.</summary>
+    public static ModelFormatException Unreadable(string path, Exception ex)
+    {
+        string said = ex.Message.Replace(Path.GetFullPath(path), Path.GetFileName(path), StringComparison.Ordinal)
+            .Replace(path, Path.GetFileName(path), StringComparison.Ordinal);
+        return new(path, null, ex is UnauthorizedAccessException
+            ? $"cannot be read: {said} (make the model's files readable to the process that loads them)"
+            : $"cannot be read: {said}", ex);
     }
 
     /// <summary>The property, or null when it is absent or JSON null.</summary>
