@@ -181,6 +181,7 @@ internal sealed partial class CompletionHandler(StrataClient client, GatewayOpti
                 return s.Code switch
                 {
                     ErrorCodes.InvalidRequest => new(400, "invalid_request_error", message),
+                    ErrorCodes.InvalidPrompt => new(400, "invalid_request_error", message, input, "invalid_prompt"),
                     ErrorCodes.ContextOverflow => new(400, "invalid_request_error", message, input, "context_length_exceeded"),
                     ErrorCodes.ModelNotFound => new(404, "invalid_request_error", message, "model", "model_not_found"),
                     ErrorCodes.NotFound => new(404, "invalid_request_error", message, SessionHeader, "session_not_found"),

@@ -20,6 +20,8 @@ public static class ErrorCodes
 {
     /// <summary>A request field is invalid; the message names it.</summary>
     public const string InvalidRequest = "invalid_request";
+    /// <summary>The model's tokenizer cannot encode the request's text (the prompt or the rendered messages).</summary>
+    public const string InvalidPrompt = "invalid_prompt";
     /// <summary>No model of that name is deployed.</summary>
     public const string ModelNotFound = "model_not_found";
     /// <summary>The model is deployed but not loaded yet, or a stage is not configured where the route says.</summary>

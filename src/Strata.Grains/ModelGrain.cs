@@ -117,7 +117,7 @@ internal sealed partial class ModelGrain(
         {
             return ModelPackage.Open(host.Resolve(packagePath), verify: false).Manifest;
         }
-        catch (Exception e) when (e is ModelFormatException or IOException)
+        catch (Exception e) when (e is ModelFormatException or IOException or UnauthorizedAccessException)
         {
             throw new StrataException(ErrorCodes.InvalidRequest, $"cannot deploy {packagePath}: {host.Store.Scrub(e.Message)}");
         }

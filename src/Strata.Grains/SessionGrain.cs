@@ -311,13 +311,25 @@ internal sealed partial class SessionGrain(
         _route = route;
         SessionModel = request.Model;
         var tokenizer = tokenizers.Get(route.PackagePath);
+        string input = request.Messages is null ? "prompt" : "messages";
         if (request.Messages is { } messages)
             request = request with { Prompt = tokenizers.RenderChat(route.PackagePath, request.Model, messages), Messages = null };
         var resume = request.Resume;
         if (resume is not null && ResumeFromStore(request, resume, tokenizer, output, turn)) return;
         int historyStart = History.Count;
 
-        int[] added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: History.Count == 0);
+        int[] added;
+        try
+        {
+            added = request.PromptIds ?? tokenizer.Encode(request.Prompt, addBos: History.Count == 0);
+        }
+        catch (Models.ModelFormatException e)
+        {
+            // The tokenizer's files are wrong for this text: a request error with what the tokenizer said (the
+            // exception itself has no codec, so it would reach the client without its message).
+            throw new StrataException(ErrorCodes.InvalidPrompt,
+                $"the tokenizer of model '{request.Model}' cannot encode the {input} ({tokenizers.Scrub(e.Message)}); change the text or fix the model's tokenizer files");
+        }
         foreach (int id in added)
             if ((uint)id >= (uint)tokenizer.VocabSize)
                 throw new StrataException(ErrorCodes.InvalidRequest, $"prompt token id {id} is outside the vocabulary (size {tokenizer.VocabSize})");

@@ -27,15 +27,19 @@ public sealed class TokenizerCache(StageHost host)
                 return TokenizerLoader.Load(model.TokenizerDirectory);
             })).Value;
         }
-        catch (ModelFormatException e)
+        catch (Exception e) when (e is ModelFormatException or IOException or UnauthorizedAccessException)
         {
+            _byPath.TryRemove(resolved, out _); // not cached: the files may be fixed
             throw Unreadable(packagePath, e);
         }
     }
 
+    /// <summary><paramref name="message"/> without the silo's folders (model store paths).</summary>
+    public string Scrub(string message) => host.Store.Scrub(message);
+
     // The message reaches clients through the session: it must not name the silo's folders.
-    private StrataException Unreadable(string packagePath, ModelFormatException e) =>
-        new(ErrorCodes.InvalidRequest, $"the tokenizer files of package '{packagePath}' cannot be read: {host.Store.Scrub(e.Message)}");
+    private StrataException Unreadable(string packagePath, Exception e) =>
+        new(ErrorCodes.InvalidRequest, $"the tokenizer files of package '{packagePath}' cannot be read: {host.Store.Scrub(e is UnauthorizedAccessException ? "permission denied: " + e.Message : e.Message)}");
 
     /// <summary>
     /// Renders <paramref name="messages"/> with the chat template of the package at <paramref name="packagePath"/>,
@@ -57,8 +61,9 @@ public sealed class TokenizerCache(StageHost host)
             return template.Render(messages.Select(m => new ChatMessage(m.Role, m.Content)).ToList(),
                 new ChatTemplateOptions { AddGenerationPrompt = true, BosToken = "" });
         }
-        catch (ModelFormatException e)
+        catch (Exception e) when (e is ModelFormatException or IOException or UnauthorizedAccessException)
         {
+            _templates.TryRemove(resolved, out _);
             throw Unreadable(packagePath, e);
         }
         catch (ChatTemplateException e)
