@@ -137,6 +137,14 @@ if drain:
         c = r["chunk_unix_ms"]
         g = [b - a for a, b in zip(c, c[1:]) if b >= start and a <= end]
         if g: gaps.append(max(g))
+    # The same streams' largest gap in a window of the drain's length just before it: what the load itself costs
+    # (prefills of new requests, a busy machine), so that the drain's own share shows.
+    before = []
+    for r in drain["requests"]:
+        c = r["chunk_unix_ms"]
+        g = [b - a for a, b in zip(c, c[1:]) if b >= 2 * start - end and a <= start]
+        if g: before.append(max(g))
     print(f"drain: {end - start:.0f} ms; streams running meanwhile: {len(gaps)}; failed requests: {drain['failed']}")
     if gaps: print(f"largest gap during the drain: {max(gaps):.0f} ms = {max(gaps) / step:.1f} decode steps (ITL p50 {step:.1f} ms)")
+    if before: print(f"largest gap in as long a window just before it (no drain): {max(before):.0f} ms = {max(before) / step:.1f} decode steps")
 EOF
