@@ -81,6 +81,10 @@ internal static class MeasuredPlanner
         Func<double, double, double> combine, double cap, out (int Slot, int Start)[][] parent)
     {
         int layers = costs.Layers;
+        // StageSeconds' three coefficients per silo, once: the inner loop runs up to 2^n x n x layers^2 times.
+        var perLayer = slots.Select(s => s.Silo.Calibration!.SecondsPerLayer).ToArray();
+        var perByte = slots.Select(s => s.Silo.Calibration!.SecondsPerByte).ToArray();
+        var perFlop = slots.Select(s => s.Silo.Calibration!.SecondsPerFlop).ToArray();
         var value = new double[limit + 1][];
         parent = new (int, int)[limit + 1][];
         value[0] = new double[layers + 1];
@@ -103,7 +107,7 @@ internal static class MeasuredPlanner
                     for (int q = p - 1; q >= 0 && costs.Need(q, p) <= usable; q--)
                     {
                         if (double.IsPositiveInfinity(before[q])) continue;
-                        double t = Seconds(slots[j], costs, q, p, batch);
+                        double t = (p - q) * perLayer[j] + costs.StepBytes(q, p) * perByte[j] + (double)batch * costs.StepFlops(q, p) * perFlop[j];
                         if (t > cap) break; // earlier starts only add layers
                         double v = combine(before[q], t);
                         if (Better(v, row[p])) (row[p], from[p]) = (v, (j, q));

@@ -165,6 +165,20 @@ public class MeasuredPlannerTests
     }
 
     [Fact]
+    public void More_silos_than_the_search_takes_are_planned_over_the_fastest()
+    {
+        // 12 silos of 24 GB for a ~100 GB model: the search takes the 10 fastest, and the two slowest are left out.
+        var model = Llama70B(1_200_000_000);
+        var silos = Enumerable.Range(0, 12).Select(i => new SiloCapacity($"silo-{i:D2}", "cuda:0", 24 * GB, Calibration: Calibrated((20 + i) * 1e9))).ToArray();
+        var options = new PlanOptions { KvTokens = 8192 };
+        var plan = StagePlanner.Plan(model, silos, options);
+        Valid(plan, model, silos, options);
+        Assert.NotNull(plan.Prediction);
+        Assert.DoesNotContain("silo-00", plan.Silos);
+        Assert.DoesNotContain("silo-01", plan.Silos);
+    }
+
+    [Fact]
     public void Bad_calibrations_are_refused_by_name()
     {
         var bad = new SiloCapacity("odd", "cpu", 8 * GB, Calibration: new SiloCalibration(0, 1, 1, 1, 1));
