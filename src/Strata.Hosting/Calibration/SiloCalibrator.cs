@@ -14,6 +14,9 @@ namespace Strata.Hosting.Calibration;
 /// built and run the way the silo's stages are (same device, threads and precision; on CUDA the same graph with the
 /// CUDA execution provider). The result is advertised in the silo's metadata (<see cref="StrataMetadata.Calibration"/>).
 /// </summary>
+/// <remarks>The bandwidth pass reads host memory. On a GPU that is the slower memory, so the planner goes by the
+/// reference layer's own time per byte, which <see cref="SiloCalibration.SecondsPerByte"/> takes whenever it is the
+/// lower of the two.</remarks>
 public static class SiloCalibrator
 {
     /// <summary>Read buffer: larger than the last-level caches of the machines Strata runs on.</summary>
