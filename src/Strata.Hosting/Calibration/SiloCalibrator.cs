@@ -45,16 +45,16 @@ public static class SiloCalibrator
         ArgumentNullException.ThrowIfNull(options);
         time ??= TimeProvider.System;
         int threads = options.Threads > 0 ? options.Threads : Environment.ProcessorCount;
-        double bandwidth = ReadBandwidth(threads, time);
-        var (bytes, flops, t1, t16) = LayerTimes(options, time);
+        var buffer = new float[BandwidthBytes / sizeof(float)];
+        buffer.AsSpan().Fill(1f);
+        double bandwidth = ReadBandwidth(buffer, threads, time);
+        var (bytes, flops, t1, t16) = LayerTimes(options, time, buffer);
         return new SiloCalibration(bandwidth, bytes, flops, t1, t16);
     }
 
     /// <summary>Best read bandwidth, bytes per second, over a few passes through a buffer on <paramref name="threads"/> threads.</summary>
-    private static double ReadBandwidth(int threads, TimeProvider time)
+    private static double ReadBandwidth(float[] buffer, int threads, TimeProvider time)
     {
-        var buffer = new float[BandwidthBytes / sizeof(float)];
-        buffer.AsSpan().Fill(1f);
         int width = Vector<float>.Count;
         long per = buffer.Length / threads / (2 * width) * (2 * width);
         double best = 0;
@@ -80,7 +80,7 @@ public static class SiloCalibrator
         return best > 0 ? best : throw new InvalidOperationException("bandwidth pass took no measurable time");
     }
 
-    private static (long Bytes, long Flops, double Batch1, double Batch16) LayerTimes(StrataSiloOptions options, TimeProvider time)
+    private static (long Bytes, long Flops, double Batch1, double Batch16) LayerTimes(StrataSiloOptions options, TimeProvider time, float[] flush)
     {
         var config = ReferenceConfig;
         var device = DeviceSpec.Parse(options.Device);
@@ -102,12 +102,12 @@ public static class SiloCalibrator
         {
             long parameters = LlamaTensors.Expected(config).Where(t => t.Layer == 1).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
             long bytes = parameters * Activations.ElementSize(runtime.Compute);
-            return (bytes, ModelFootprint.LayerFlopsOf(config), Step(runtime, pool, 1, time), Step(runtime, pool, SiloCalibration.BigBatch, time));
+            return (bytes, ModelFootprint.LayerFlopsOf(config), Step(runtime, pool, 1, time, flush), Step(runtime, pool, SiloCalibration.BigBatch, time, flush));
         }
     }
 
     /// <summary>Median step time of the layer for <paramref name="rows"/> rows of one token, seconds.</summary>
-    private static double Step(StageRuntime runtime, KvPool pool, int rows, TimeProvider time)
+    private static double Step(StageRuntime runtime, KvPool pool, int rows, TimeProvider time, float[] flush)
     {
         int hidden = runtime.Config.HiddenSize;
         var values = new float[rows * hidden];
@@ -118,11 +118,23 @@ public static class SiloCalibrator
         var seconds = new double[Runs];
         for (int run = -Warmup; run < Runs; run++)
         {
+            // A model's layers do not fit in the caches, so each is read from memory every step; the one reference
+            // layer would stay cached between runs. Reading a buffer larger than the caches evicts it.
+            if (Sum(flush) <= 0) throw new InvalidOperationException("cache flush read wrong values");
             long start = time.GetTimestamp();
             _ = runtime.Run(pool, 0, past, 1, [], input, []);
             if (run >= 0) seconds[run] = time.GetElapsedTime(start).TotalSeconds;
         }
         Array.Sort(seconds);
         return Math.Max(seconds[Runs / 2], 1e-7);
+    }
+
+    private static float Sum(float[] buffer)
+    {
+        var span = MemoryMarshal.Cast<float, Vector<float>>(buffer.AsSpan());
+        var acc = Vector<float>.Zero;
+        int line = Math.Max(1, 64 / (Vector<float>.Count * sizeof(float))); // one load per 64-byte cache line brings it in
+        for (int i = 0; i < span.Length; i += line) acc += span[i];
+        return Vector.Sum(acc);
     }
 }
