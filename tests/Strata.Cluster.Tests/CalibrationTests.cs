@@ -46,6 +46,16 @@ public sealed class CalibrationTests : IAsyncLifetime
     }
 
     [Fact]
+    public void A_given_speed_overrides_the_calibration_and_calibrate_false_skips_it()
+    {
+        static SiloCalibrationResult Result(params string[] args) => (SiloCalibrationResult)StrataSiloHost.CreateBuilder(args).Services
+            .Single(d => d.ServiceType == typeof(SiloCalibrationResult)).ImplementationInstance!;
+        Assert.Null(Result("--speed", "300", "--threads", "1").Value);
+        Assert.Null(Result("--calibrate", "false", "--threads", "1").Value);
+        Assert.NotNull(Result("--threads", "1").Value);
+    }
+
+    [Fact]
     public async Task Dry_run_plans_with_the_advertised_calibrations_and_loads_nothing()
     {
         var builder = new InProcessTestClusterBuilder(2);
