@@ -71,10 +71,14 @@ internal static class ClusterCommands
         {
             Description = "Shards per stage, each on its own silo, or auto (as many as spare capacity allows)", DefaultValueFactory = _ => "1",
         };
+        var dryRun = new Option<bool>("--dry-run")
+        {
+            Description = "Print the plan and its predicted step time (from the silos' calibrations) without loading anything",
+        };
         var flags = new ClusterFlags();
         var cmd = new Command("deploy", "Deploy a model package across the cluster's silos and wait until every stage is loaded.")
         {
-            package, stages, name, maxContext, maxSessions, queue, wait, replicas,
+            package, stages, name, maxContext, maxSessions, queue, wait, replicas, dryRun,
         };
         flags.AddTo(cmd);
         cmd.SetAction(async (parse, ct) =>
@@ -96,8 +100,15 @@ internal static class ClusterCommands
 
             await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
             var client = connection.Client;
+            var request = new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait, replicaCount);
+            if (parse.GetValue(dryRun))
+            {
+                var plan = await client.Orleans.GetGrain<IModelGrain>(model).PlanDeploy(request);
+                ClusterDryRun.Print(output.Out, plan, await SiloNames(client));
+                return 0;
+            }
             var bar = new ProgressBar(output.Err, $"deploy {model}", !Console.IsErrorRedirected);
-            var status = await client.DeployAsync(model, new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait, replicaCount),
+            var status = await client.DeployAsync(model, request,
                 new Progress(s => bar.Report(s.Stages.Count == 0 ? 0 : s.Stages.Count(x => x.State == DeploymentState.Ready) / (double)s.Stages.Count,
                     s.Stages.FirstOrDefault(x => x.State == DeploymentState.Loading) is { } loading ? $"stage {loading.Index} loading" : null)),
                 cancellation: ct);

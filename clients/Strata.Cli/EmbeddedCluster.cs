@@ -127,6 +127,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                 o.Memory = options.Memory;
                 o.Threads = options.Threads;
                 o.DrainOnShutdown = false; // the whole cluster stops at once: nowhere to drain to
+                o.Calibrate = false; // its silos share one machine and one thread pool: measuring each tells the planner nothing
             });
             silo.Configure<SiloOptions>(o => o.SiloName = $"silo-{index}");
         });

@@ -10,6 +10,7 @@ return args.FirstOrDefault() switch
     "hops" => HopBenchmark.Run(args[1..]),
     "llama-peer" => LlamaPeerBenchmark.Run(args[1..]),
     "quant" => QuantBenchmark.Run(args[1..]),
+    "planner" => PlannerBenchmark.Run(args[1..]),
     "load-memory" => QuantBenchmark.RunLoadMemory(args[1..]),
     _ => Usage(),
 };
@@ -26,6 +27,7 @@ static int Usage()
           Strata.Benchmarks overhead --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 2] [--tokens 64] [--rounds 3] [--concurrency 1,16] [--json PATH]
           Strata.Benchmarks llama-peer --model HF-DIR [--agree HF-DIR] [--types f32,q8_0,q4_0] [--batches 1,16] [--threads N] [--steps N] [--rounds N] [--json PATH]
           Strata.Benchmarks hops --store DIR --package NAME --silo PATH/strata-silo.dll [--stages 2] [--requests 4] [--tokens 96] [--json PATH]
+          Strata.Benchmarks planner --store DIR --package NAME --silo PATH/strata-silo.dll [--deployments 1,1/1,2/2,1] [--steps 48] [--rounds 3] [--json PATH]
           Strata.Benchmarks cluster --store DIR --package NAME --silo PATH/strata-silo.dll [--silos 2] [--stages 4] [--tokens 32] [--rounds 5] [--json PATH]
         """);
     return 2;

@@ -114,7 +114,52 @@ public interface IModelGrain : IGrainWithStringKey
     /// replay.</summary>
     [Alias("Scale"), ResponseTimeout("00:10:00")]
     Task<ModelStatus> Scale(int? replicas);
+
+    /// <summary>Plans <paramref name="request"/> over the live silos as <see cref="Deploy"/> would, with the silos'
+    /// advertised calibrations, and returns the plan and its predicted step time without storing, loading or changing
+    /// anything (<c>strata cluster deploy --dry-run</c>).</summary>
+    [Alias("PlanDeploy")]
+    Task<DeployPlan> PlanDeploy(DeployRequest request);
 }
+
+/// <summary>A deployment's plan, not carried out: its stages and, when every silo it uses advertises a calibration,
+/// the step time predicted from them.</summary>
+/// <param name="Model">The model grain's key.</param>
+/// <param name="Stages">The stages, first to last.</param>
+/// <param name="Batch">Rows per step the prediction is for.</param>
+/// <param name="StepSeconds">Predicted slowest stage's step plus the hops (what the planner minimises); null
+/// without calibrations.</param>
+/// <param name="TokenSeconds">Predicted time of one step through every stage and hop (a lone session's time per
+/// token); null without calibrations.</param>
+/// <param name="Description">The plan as the planner writes it for logs.</param>
+/// <param name="Silos">The live silos the plan was made over, with what they advertise.</param>
+[GenerateSerializer, Immutable, Alias("strata.DeployPlan")]
+public sealed record DeployPlan(
+    [property: Id(0)] string Model,
+    [property: Id(1)] IReadOnlyList<PlannedStageInfo> Stages,
+    [property: Id(2)] int Batch,
+    [property: Id(3)] double? StepSeconds,
+    [property: Id(4)] double? TokenSeconds,
+    [property: Id(5)] string Description,
+    [property: Id(6)] IReadOnlyList<string> Silos);
+
+/// <summary>One stage of a <see cref="DeployPlan"/>.</summary>
+/// <param name="Index">Position in the chain.</param>
+/// <param name="FirstLayer">First decoder layer (inclusive).</param>
+/// <param name="EndLayer">One past the last decoder layer.</param>
+/// <param name="Silo">The silo it would run on.</param>
+/// <param name="WeightBytes">Weights it would load.</param>
+/// <param name="KvBytes">KV it would reserve.</param>
+/// <param name="PredictedSeconds">Its predicted step time; null without a calibration.</param>
+[GenerateSerializer, Immutable, Alias("strata.PlannedStageInfo")]
+public sealed record PlannedStageInfo(
+    [property: Id(0)] int Index,
+    [property: Id(1)] int FirstLayer,
+    [property: Id(2)] int EndLayer,
+    [property: Id(3)] string Silo,
+    [property: Id(4)] long WeightBytes,
+    [property: Id(5)] long KvBytes,
+    [property: Id(6)] double? PredictedSeconds);
 
 /// <summary>What moving shards out of a deployment did.</summary>
 /// <param name="Shards">Shards that left the deployment (placed again elsewhere) and were unloaded.</param>

@@ -150,7 +150,7 @@ internal sealed partial class ModelGrain(
             var md = metadata.GetSiloMetadata(member.SiloAddress).Metadata;
             if (!md.TryGetValue(StrataMetadata.Memory, out var mem) || !long.TryParse(mem, CultureInfo.InvariantCulture, out long bytes)) continue;
             double? speed = md.TryGetValue(StrataMetadata.Speed, out var sp) && double.TryParse(sp, CultureInfo.InvariantCulture, out double v) && v > 0 ? v : null;
-            result.Add(new SiloCapacity(id, md.GetValueOrDefault(StrataMetadata.Device, "cpu"), bytes, speed));
+            result.Add(new SiloCapacity(id, md.GetValueOrDefault(StrataMetadata.Device, "cpu"), bytes, speed, SiloCalibration.TryParse(md.GetValueOrDefault(StrataMetadata.Calibration), out var measured) ? measured : null));
         }
         if (result.Count == 0)
             throw new StrataException(ErrorCodes.InvalidRequest, "no active silo advertises Strata capacity (is any silo running with Strata configured?)");

@@ -21,7 +21,8 @@ public sealed class StrataSiloOptions
     /// <summary>ONNX Runtime threads for this process's stages (0 = one per core).</summary>
     public int Threads { get; set; }
 
-    /// <summary>Relative speed advertised to the planner (e.g. measured decode tokens/s); 0 = unknown.</summary>
+    /// <summary>Relative speed advertised to the planner instead of a calibration, in the unit calibration advertises
+    /// (reference layer steps per second at batch 1); 0 = none. Set, it overrides the calibration (which is then skipped).</summary>
     public double Speed { get; set; }
 
     /// <summary>Idle time after which a session's KV is released (its history is kept). Default 5 minutes.</summary>
@@ -96,6 +97,11 @@ public sealed class StrataSiloOptions
     /// deployment can set its own. Default 60 s.</summary>
     public TimeSpan AdmissionWait { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Whether the silo measures its device at start-up (read bandwidth, a reference layer's step time at batch
+    /// 1 and 16; well under 2 s) and advertises the result to the planner. Skipped when <see cref="Speed"/> is set.
+    /// Default true.</summary>
+    public bool Calibrate { get; set; } = true;
+
     /// <summary>The memory budget in bytes.</summary>
     public long MemoryBytes => ByteSize.Parse(Memory, nameof(Memory));
 }
@@ -109,4 +115,6 @@ public static class StrataMetadata
     public const string Memory = "strata.memory";
     /// <summary>Relative speed (0 = unknown).</summary>
     public const string Speed = "strata.speed";
+    /// <summary>What the silo measured at start-up (<see cref="Models.Planning.SiloCalibration.Format"/>); absent when it did not.</summary>
+    public const string Calibration = "strata.calibration";
 }

@@ -39,18 +39,27 @@ public static class StrataSiloBuilderExtensions
             silo.AddMemoryGrainStorage(StrataStorage.Name, b => b.Configure<Serializer>((o, serializer) =>
                 o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer)));
         silo.AddPlacementDirector<PinnedShardPlacement, PinnedShardPlacementDirector>();
-        silo.UseSiloMetadata(new Dictionary<string, string>
+        var metadata = new Dictionary<string, string>
         {
             [StrataMetadata.Device] = options.Device,
             [StrataMetadata.Memory] = options.MemoryBytes.ToString(CultureInfo.InvariantCulture),
             [StrataMetadata.Speed] = options.Speed.ToString(CultureInfo.InvariantCulture),
-        });
+        };
+        // Silo metadata is fixed for the life of the process, so the measurement happens here, before the silo starts.
+        var calibration = new SiloCalibrationResult(options.Calibrate && options.Speed == 0 ? Calibration.SiloCalibrator.Measure(options) : null);
+        if (calibration.Value is { } measured) metadata[StrataMetadata.Calibration] = measured.Format();
+        silo.Services.AddSingleton(calibration);
+        silo.UseSiloMetadata(metadata);
         // Activations are a few MB at most; KV never travels. Keep the default message limit, but a call to a silo
         // that died should fail in seconds, not Orleans' default 30 s: calls that may run long carry their own.
         silo.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = options.CallTimeout);
         return silo;
     }
 }
+
+/// <summary>What this silo measured at start-up, or null when calibration was off or overridden by a speed.</summary>
+/// <param name="Value">The calibration it advertises.</param>
+public sealed record SiloCalibrationResult(Models.Planning.SiloCalibration? Value);
 
 /// <summary>Checks <see cref="StrataSiloOptions"/> at start-up.</summary>
 public static class StrataSiloOptionsValidator

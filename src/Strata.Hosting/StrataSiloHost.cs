@@ -33,6 +33,7 @@ public static class StrataSiloHost
         ["--model-store"] = "Strata:ModelStore",
         ["--threads"] = "Strata:Threads",
         ["--speed"] = "Strata:Speed",
+        ["--calibrate"] = "Strata:Calibrate",
         ["--precision"] = "Strata:Precision",
         ["--probe-timeout"] = "Cluster:ProbeTimeout",
         ["--missed-probes"] = "Cluster:MissedProbes",
@@ -154,13 +155,15 @@ public static class StrataSiloHost
 
     /// <summary>Writes one line when the silo has joined the cluster: the signal scripts and tests wait for.</summary>
     private sealed class ReadyAnnouncer(IHostApplicationLifetime lifetime, IOptions<StrataSiloOptions> options,
-        Orleans.Runtime.ILocalSiloDetails silo) : IHostedService
+        Orleans.Runtime.ILocalSiloDetails silo, SiloCalibrationResult calibration) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken)
         {
             lifetime.ApplicationStarted.Register(() =>
                 Console.WriteLine($"strata-silo ready: {silo.Name} at {silo.SiloAddress} gateway {silo.GatewayAddress}, " +
-                                  $"device {options.Value.Device}, memory {options.Value.Memory}, model store {Path.GetFullPath(options.Value.ModelStore)}"));
+                                  $"device {options.Value.Device}, memory {options.Value.Memory}, model store {Path.GetFullPath(options.Value.ModelStore)}, " +
+                                  (calibration.Value is { } c ? $"calibration: {c} (speed {c.Speed.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)})"
+                                      : options.Value.Speed > 0 ? $"speed {options.Value.Speed.ToString(System.Globalization.CultureInfo.InvariantCulture)} (given)" : "no calibration")));
             return Task.CompletedTask;
         }
 

@@ -53,6 +53,7 @@ public sealed class ClusterFixture : IAsyncLifetime
             o.StepTimeout = TimeSpan.FromSeconds(20);
             o.PrefillChunk = 16; // prompts longer than 16 tokens go in several steps and several chunks
             o.DrainOnShutdown = false;
+            o.Calibrate = false; // keeps start-up fast; CalibrationTests measure
         }));
         Cluster = builder.Build();
         await Cluster.DeployAsync();

@@ -54,6 +54,7 @@ public sealed class FaultTests : IAsyncLifetime
             o.HealInterval = TimeSpan.FromMilliseconds(300);
             o.Precision = precision?.Invoke(options.SiloName) ?? "";
             o.DrainOnShutdown = false;
+            o.Calibrate = false;
         }));
         var cluster = builder.Build();
         await cluster.DeployAsync();

@@ -72,7 +72,7 @@ public sealed class TlsTests : IAsyncLifetime
             {
                 SiloPort = ports[0], GatewayPort = ports[1], PrimarySiloPort = _cluster.SiloPorts[0], ClusterId = _cluster.ClusterId,
             });
-            silo.AddStrata(null, o => { o.ModelStore = Path.Combine(_dir, "store"); o.Memory = "256MB"; o.DrainOnShutdown = false; });
+            silo.AddStrata(null, o => { o.ModelStore = Path.Combine(_dir, "store"); o.Memory = "256MB"; o.DrainOnShutdown = false; o.Calibrate = false; });
         });
         using var intruder = builder.Build();
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(15));

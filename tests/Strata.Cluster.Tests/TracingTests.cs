@@ -26,7 +26,7 @@ public sealed class TracingTests : IAsyncLifetime
         ModelImporter.Import(Path.Combine(_store, "src"), Path.Combine(_store, "t3"));
         var builder = new InProcessTestClusterBuilder(2);
         string store = _store;
-        builder.ConfigureSilo((_, silo) => silo.AddStrata(null, o => { o.Memory = "512MB"; o.ModelStore = store; o.Threads = 1; o.DrainOnShutdown = false; }));
+        builder.ConfigureSilo((_, silo) => silo.AddStrata(null, o => { o.Memory = "512MB"; o.ModelStore = store; o.Threads = 1; o.DrainOnShutdown = false; o.Calibrate = false; }));
         builder.ConfigureClient(client => client.AddActivityPropagation());
         _cluster = builder.Build();
         await _cluster.DeployAsync();

@@ -4,6 +4,8 @@ namespace Strata.Models.Planning;
 internal sealed class LayerCosts
 {
     private readonly long[] _prefix; // _prefix[i] = bytes of layers [0, i)
+    private readonly long[] _flops; // _flops[i] = FLOPs per token of layers [0, i)
+    private readonly long _headFlops;
     private readonly long _embedding;
     private readonly long _head;
 
@@ -16,6 +18,10 @@ internal sealed class LayerCosts
         KvPerLayer = checked((long)kvTokens * model.KvBytesPerTokenPerLayer);
         _prefix = new long[Layers + 1];
         for (int i = 0; i < Layers; i++) _prefix[i + 1] = checked(_prefix[i] + model.LayerBytes[i]);
+        _flops = new long[Layers + 1];
+        for (int i = 0; i < Layers; i++) _flops[i + 1] = checked(_flops[i] + model.LayerFlops(i));
+        _headFlops = model.HeadFlops;
+        _ = checked(_flops[Layers] + _headFlops);
         long max = 0;
         for (int i = 0; i < Layers; i++) max = Math.Max(max, model.LayerBytes[i]);
         LargestLayerNeed = checked(max + KvPerLayer);
@@ -48,4 +54,7 @@ internal sealed class LayerCosts
 
     /// <summary>Bytes a stage reads per decode step: its layers and, on the last stage, the head (the embedding is a row lookup).</summary>
     public long StepBytes(int first, int end) => _prefix[end] - _prefix[first] + (end == Layers ? _head : 0);
+
+    /// <summary>FLOPs per token of a stage holding [first, end): its layers and, on the last stage, the head.</summary>
+    public long StepFlops(int first, int end) => _flops[end] - _flops[first] + (end == Layers ? _headFlops : 0);
 }

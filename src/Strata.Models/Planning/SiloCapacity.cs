@@ -5,8 +5,10 @@ namespace Strata.Models.Planning;
 /// <param name="Device">The device stages run on: <c>cpu</c>, <c>cuda:0</c>, ...</param>
 /// <param name="MemoryBytes">Memory the silo may fill with weights and KV cache, before headroom.</param>
 /// <param name="Speed">Relative throughput (measured tokens/s, memory bandwidth, ...; only ratios between silos matter),
-/// or null when unknown. Used only when every silo in question advertises one.</param>
-public sealed record SiloCapacity(string SiloId, string Device, long MemoryBytes, double? Speed = null)
+/// or null when unknown. Used only when every silo in question advertises one and not every silo a calibration.</param>
+/// <param name="Calibration">What the silo measured at start-up, or null when it did not. When every silo has one,
+/// the planner predicts step times from them and minimises the pipeline's.</param>
+public sealed record SiloCapacity(string SiloId, string Device, long MemoryBytes, double? Speed = null, SiloCalibration? Calibration = null)
 {
     /// <summary>Whether the device is the host CPU (anything else counts as an accelerator).</summary>
     public bool IsCpu => string.Equals(Device, "cpu", StringComparison.OrdinalIgnoreCase);

@@ -16,13 +16,21 @@ public sealed record StagePlan(IReadOnlyList<PlannedStage> Stages)
     /// <summary>Memory the plan needs on <paramref name="siloId"/>: the sum over its stages there.</summary>
     public long BytesOn(string siloId) => Stages.Where(s => s.SiloId == siloId).Sum(s => s.TotalBytes);
 
+    /// <summary>What the plan's step should take, when every silo it uses advertised a calibration; else null.</summary>
+    public PlanPrediction? Prediction { get; init; }
+
     /// <summary>A few lines for logs and the command line: a summary, then one line per stage.</summary>
     public string Describe()
     {
         var sb = new StringBuilder();
         sb.Append(CultureInfo.InvariantCulture,
             $"{Stages.Count} stage(s) over {LayerCount} layer(s) on {Silos.Count} silo(s): weights {ByteSize.Format(Stages.Sum(s => s.WeightBytes))} + KV {ByteSize.Format(Stages.Sum(s => s.KvBytes))}");
-        foreach (var s in Stages) sb.Append("\n  ").Append(s);
+        for (int i = 0; i < Stages.Count; i++)
+        {
+            sb.Append("\n  ").Append(Stages[i]);
+            if (Prediction is { } p) sb.Append(CultureInfo.InvariantCulture, $", {p.StageSeconds[i] * 1e3:0.00} ms a step");
+        }
+        if (Prediction is { } prediction) sb.Append("\n  ").Append(prediction);
         return sb.ToString();
     }
 

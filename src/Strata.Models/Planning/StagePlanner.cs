@@ -13,6 +13,13 @@ namespace Strata.Models.Planning;
 /// <para>How layers are shared then depends on what is known. With speeds, the split minimises the slowest stage's
 /// time (bytes read per step / speed), the pipeline's bottleneck. Without, memory says nothing about speed, so each
 /// silo in preference order takes as many layers as fit and the least preferred devices get only what is left.</para>
+/// <para>When every silo advertises a calibration (<see cref="SiloCalibration"/>), the planner instead predicts each
+/// stage's step time on its silo from the stage's bytes and FLOPs at <see cref="PlanOptions.Batch"/> rows, and searches
+/// the silos, their order and the split for the smallest slowest stage plus <see cref="PlanOptions.HopSeconds"/> per hop,
+/// within memory: it may use more silos than fit requires (when a hop costs less than it saves), leave out a silo that
+/// would slow the pipeline, and give a fast small device fewer layers than its memory holds. The plan carries the
+/// prediction (<see cref="StagePlan.Prediction"/>). Several stages per silo still follow the rules below, with each
+/// silo's calibrated speed.</para>
 /// <para>With an exact stage count the split follows each silo's share of capacity (speed when all chosen silos
 /// advertise one, usable memory otherwise), never beyond its memory. More stages than silos puts several adjacent
 /// stages on one silo, their number in proportion to the same capacity.</para>
@@ -46,9 +53,54 @@ public static class StagePlanner
             throw new ArgumentException($"the model's sizes overflow 64 bits with {options.KvTokens} KV tokens", nameof(model), e);
         }
 
+        bool measured = silos.All(s => s.Calibration is not null);
+        // A calibrated silo's speed, for the rules that take one number, is its own unless --speed overrode it.
+        silos = silos.Select(s => s.Speed is null && s.Calibration is { } c ? s with { Speed = c.Speed } : s).ToList();
         var ranked = Rank(silos, options);
-        return options.Stages is int k ? Exact(costs, ranked, k, options) : Auto(costs, ranked);
+        // Silos in id order, so the search's ties break the same way whatever order they came in. When it finds no
+        // chain, the rules below find none either and say why.
+        if (measured && (options.Stages is null || options.Stages <= silos.Count) &&
+            MeasuredPlanner.Plan(costs, ranked.OrderBy(s => s.Silo.SiloId, StringComparer.Ordinal).ToList(), options) is { } chain)
+            return Predicted(costs, new StagePlan(chain.Select((c, i) => Stage(costs, i, c.First, c.End, c.Slot)).ToList()), silos, options);
+        var plan = options.Stages is int k ? Exact(costs, ranked, k, options) : Auto(costs, ranked);
+        return measured ? Predicted(costs, plan, silos, options) : plan;
     }
+
+    /// <summary>
+    /// What <paramref name="plan"/>'s step should take on <paramref name="silos"/> (each stage's predicted step time
+    /// at <see cref="PlanOptions.Batch"/> rows, the hops); null when a silo the plan uses advertises no calibration.
+    /// </summary>
+    /// <exception cref="ArgumentException">The plan does not cover the model's layers, or names a silo not in the list.</exception>
+    public static PlanPrediction? Predict(ModelFootprint model, IReadOnlyList<SiloCapacity> silos, StagePlan plan, PlanOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(silos);
+        ArgumentNullException.ThrowIfNull(plan);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        ValidateModel(model);
+        if (plan.LayerCount != model.LayerCount)
+            throw new ArgumentException($"the plan covers {plan.LayerCount} layer(s) but the model has {model.LayerCount}", nameof(plan));
+        return Predicted(new LayerCosts(model, options.KvTokens), plan, silos, options).Prediction;
+    }
+
+    private static StagePlan Predicted(LayerCosts costs, StagePlan plan, IReadOnlyList<SiloCapacity> silos, PlanOptions options)
+    {
+        var byId = silos.ToDictionary(s => s.SiloId, StringComparer.Ordinal);
+        var seconds = new double[plan.Stages.Count];
+        for (int i = 0; i < seconds.Length; i++)
+        {
+            var s = plan.Stages[i];
+            if (!byId.TryGetValue(s.SiloId, out var silo))
+                throw new ArgumentException($"stage {i} is on silo '{s.SiloId}', which is not in the silo list", nameof(silos));
+            if (silo.Calibration is null) return plan;
+            seconds[i] = MeasuredPlanner.Seconds(new Slot(silo, 0), costs, s.FirstLayer, s.EndLayer, options.Batch);
+        }
+        return plan with { Prediction = new PlanPrediction(seconds, options.HopSeconds, options.Batch) };
+    }
+
+    private static PlannedStage Stage(LayerCosts costs, int index, int first, int end, Slot slot) =>
+        new(index, first, end, slot.Silo.SiloId, costs.Weights(first, end), costs.Kv(first, end));
 
     private static StagePlan Auto(LayerCosts costs, IReadOnlyList<Slot> ranked)
     {
@@ -140,7 +192,7 @@ public static class StagePlanner
                 cuts = LayerSplitter.Split(costs, bounds[g], bounds[g + 1], parts, new Balance(costs.StepBytes, parts.Select(_ => 1.0).ToArray()))!;
             }
             for (int i = 0; i + 1 < cuts.Length; i++)
-                stages.Add(new PlannedStage(stages.Count, cuts[i], cuts[i + 1], slot.Silo.SiloId, costs.Weights(cuts[i], cuts[i + 1]), costs.Kv(cuts[i], cuts[i + 1])));
+                stages.Add(Stage(costs, stages.Count, cuts[i], cuts[i + 1], slot));
         }
         return new StagePlan(stages);
     }
@@ -204,6 +256,10 @@ public static class StagePlanner
             if (model.LayerBytes[i] < 0) throw new ArgumentException($"layer {i} of the model footprint has {model.LayerBytes[i]} bytes", nameof(model));
         if (model.EmbeddingBytes < 0 || model.HeadBytes < 0 || model.KvBytesPerTokenPerLayer < 0)
             throw new ArgumentException("the model footprint's embedding, head and KV sizes must not be negative", nameof(model));
+        if (model.LayerFlopsPerToken is { } flops && (flops.Count != model.LayerBytes.Count || flops.Any(f => f < 0)))
+            throw new ArgumentException($"the model footprint gives FLOPs for {flops.Count} layer(s) of {model.LayerBytes.Count}; give one non-negative count per layer, or none", nameof(model));
+        if (model.HeadFlopsPerToken < 0)
+            throw new ArgumentException("the model footprint's head FLOPs must not be negative", nameof(model));
     }
 
     private static void ValidateSilos(IReadOnlyList<SiloCapacity> silos)
@@ -217,6 +273,7 @@ public static class StagePlanner
                 throw new ArgumentException($"silo '{s.SiloId}' advertises {s.MemoryBytes} bytes of memory; it must be positive", nameof(silos));
             if (s.Speed is double v && !(v > 0 && double.IsFinite(v)))
                 throw new ArgumentException($"silo '{s.SiloId}' advertises speed {v}; it must be positive and finite, or null when unknown", nameof(silos));
+            s.Calibration?.Validate(s.SiloId);
             if (!seen.Add(s.SiloId)) throw new ArgumentException($"silo '{s.SiloId}' appears twice in the silo list", nameof(silos));
         }
     }
