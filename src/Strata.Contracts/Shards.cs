@@ -91,9 +91,10 @@ public interface IShardGrain : IGrainWithStringKey
     [Alias("Park")]
     Task Park(string sessionId);
 
-    /// <summary>Frees a session's KV slot (no-op when it holds none).</summary>
+    /// <summary>Frees a session's KV slot (no-op when it holds none, or holds it for a turn newer than
+    /// <paramref name="epoch"/>: a newer activation of the session).</summary>
     [Alias("Release")]
-    Task Release(string sessionId);
+    Task Release(string sessionId, long epoch = long.MaxValue);
 
     /// <summary>Unloads the stage: its weights and KV are freed and given back to the silo's budget; steps still
     /// queued fail. A no-op when nothing is loaded.</summary>

@@ -48,6 +48,11 @@ internal sealed partial class SessionGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        // Turn epochs fence the stages' KV slots: a stage refuses a reservation, a step or a release for a turn older
+        // than the one it holds. After a silo is lost Orleans can activate a session a second time while the first
+        // activation still runs its turn; starting every activation's epochs from its start time (ms x 1024, above
+        // any epoch an older activation reached) makes the newer one win and the older one stop.
+        TurnEpoch = Math.Max(TurnEpoch, (long)(DateTime.UtcNow - DateTime.UnixEpoch).TotalMilliseconds * 1024);
         var ttl = options.Value.SessionKvTtl;
         var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, ttl.Ticks / 4));
         _ttlTimer = this.RegisterGrainTimer(async () =>
@@ -105,7 +110,7 @@ internal sealed partial class SessionGrain(
         _holdsKv = false;
         _cached = 0;
         if (route is null || !held) return;
-        await Task.WhenAll(route.ShardKeys.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
+        await Task.WhenAll(route.ShardKeys.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id, TurnEpoch))));
     }
 
     public async IAsyncEnumerable<GenerateChunk> GenerateAsync(GenerateRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
@@ -225,7 +230,7 @@ internal sealed partial class SessionGrain(
     {
         if (_releaseAfterStep is not { } old) return;
         _releaseAfterStep = null;
-        _ = Task.WhenAll(old.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
+        _ = Task.WhenAll(old.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id, TurnEpoch))));
     }
 
     /// <summary>Whether a turn is running, and which (the completed-turn count it started at).</summary>
@@ -566,7 +571,7 @@ internal sealed partial class SessionGrain(
             await Task.WhenAll(lost.ShardKeys.Select(k => peers.Suspect(Placement.ShardKeys.Silo(k))));
             var route = await WithRetries(() => grains.GetGrain<IModelGrain>(lost.Model).ReportLost(lost.ShardKeys), cancellation);
             var left = lost.ShardKeys.Except(route.ShardKeys).ToArray();
-            _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id))));
+            _ = Task.WhenAll(left.Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id, TurnEpoch))));
             SwitchTo(route);
             try
             {

@@ -51,9 +51,9 @@ internal sealed class ShardGrain(StageHost host, ILocalSiloDetails silo, IGrainF
         return Task.CompletedTask;
     }
 
-    public Task Release(string sessionId)
+    public Task Release(string sessionId, long epoch = long.MaxValue)
     {
-        host.Get(Key)?.Release(sessionId);
+        host.Get(Key)?.Release(sessionId, epoch);
         return Task.CompletedTask;
     }
 

@@ -40,6 +40,10 @@ public readonly record struct KvReservation(KvLease Lease, bool Kept);
 /// <summary>Raised when a session cannot be admitted to a stage: the waiting queue is full or the wait ran out.</summary>
 public sealed class KvAdmissionException(string message) : Exception(message);
 
+/// <summary>A reservation for a turn older than the one the session's slot is held for: another, newer activation of
+/// the session holds it (a session grain activated twice after a silo was lost), and this one must stop.</summary>
+public sealed class KvSupersededException(string message) : Exception(message);
+
 /// <summary>How sessions are admitted against a stage's KV slots.</summary>
 public sealed record AdmissionOptions
 {
@@ -127,6 +131,8 @@ public sealed class KvLeaseTable
             if (_closed) throw new KvAdmissionException("the stage is unloading");
             if (_leases.TryGetValue(sessionId, out var held))
             {
+                if (epoch < held.Epoch)
+                    throw new KvSupersededException($"session {sessionId}'s KV slot is held for turn {held.Epoch}, newer than turn {epoch}");
                 held.Parked = false;
                 held.Epoch = epoch;
                 held.LastUsed = DateTime.UtcNow;
@@ -169,10 +175,15 @@ public sealed class KvLeaseTable
 
     /// <summary>Frees the session's slot and hands it to the first waiting session; a session still waiting for a
     /// slot leaves the queue instead (its reservation fails). False when the session had neither.</summary>
-    public bool Release(string sessionId)
+    public bool Release(string sessionId) => Release(sessionId, long.MaxValue);
+
+    /// <summary>As <see cref="Release(string)"/>, but a slot held for a turn newer than <paramref name="epoch"/> is
+    /// kept (it belongs to a newer activation of the session than the caller).</summary>
+    public bool Release(string sessionId, long epoch)
     {
         lock (_lock)
         {
+            if (_leases.TryGetValue(sessionId, out var held) && held.Epoch > epoch) return false;
             if (_leases.Remove(sessionId, out var lease))
             {
                 _slots[lease.Slot] = null;

@@ -147,6 +147,10 @@ internal sealed class StageWorker : IDisposable
         {
             throw new StrataException(ErrorCodes.Overloaded, $"stage {Config.StageIndex} of model '{Config.Model}': {e.Message}; retry later");
         }
+        catch (KvSupersededException e)
+        {
+            throw new StrataException(ErrorCodes.KvLost, $"stage {Config.StageIndex}: {e.Message} (a newer activation of the session runs it)");
+        }
     }
 
     /// <summary>Copies positions of the session's cache out, for a shard of the same stage to import: from
@@ -201,7 +205,7 @@ internal sealed class StageWorker : IDisposable
     public void Park(string sessionId) => _batcher?.Leases.Park(sessionId);
 
     /// <summary>Frees the session's KV slot.</summary>
-    public void Release(string sessionId) => _batcher?.Leases.Release(sessionId);
+    public void Release(string sessionId, long epoch = long.MaxValue) => _batcher?.Leases.Release(sessionId, epoch);
 
     /// <summary>Frees leases idle for longer than <paramref name="ttl"/> (their session is gone or idle).</summary>
     public int ExpireIdle(TimeSpan ttl, DateTime now) => _batcher?.Leases.ExpireIdle(ttl, now) ?? 0;

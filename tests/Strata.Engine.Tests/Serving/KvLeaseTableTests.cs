@@ -23,6 +23,24 @@ public sealed class KvLeaseTableTests
     }
 
     [Fact]
+    public async Task A_slot_held_for_a_newer_turn_refuses_an_older_reservation_and_an_older_release()
+    {
+        // Two activations of one session (after a silo was lost): the newer one's turn wins the slot.
+        var table = new KvLeaseTable(2);
+        var older = await table.ReserveAsync("s", epoch: 5);
+        var newer = await table.ReserveAsync("s", epoch: 9);
+        Assert.True(newer.Kept);
+        Assert.Equal(9, newer.Lease.Epoch);
+        await Assert.ThrowsAsync<KvSupersededException>(() => table.ReserveAsync("s", epoch: 5));
+        Assert.False(table.Release("s", epoch: 5));
+        Assert.True(table.TryGet("s", out var held));
+        Assert.Same(older.Lease, held);
+        Assert.Equal(9, held.Epoch);
+        Assert.True(table.Release("s", epoch: 9));
+        Assert.False(table.TryGet("s", out _));
+    }
+
+    [Fact]
     public async Task When_full_sessions_wait_in_order_and_get_slots_as_they_are_released()
     {
         var table = new KvLeaseTable(1, new AdmissionOptions { QueueLimit = 4, MaxWait = Long });
