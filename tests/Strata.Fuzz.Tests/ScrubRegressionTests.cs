@@ -1,3 +1,4 @@
+using Strata.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Strata.Contracts;

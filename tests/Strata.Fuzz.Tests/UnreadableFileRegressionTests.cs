@@ -1,3 +1,4 @@
+using Strata.Testing;
 using Strata.Models;
 using Strata.Models.Tokenization;
 

@@ -1,3 +1,4 @@
+using Strata.Testing;
 namespace Strata.Gateway.Tests;
 
 /// <summary>Cluster control over HTTP: admin keys only, bounded request fields, statuses in snake_case JSON.</summary>

@@ -1,9 +1,10 @@
-namespace Strata.Fuzz.Tests;
+namespace Strata.Testing;
 
 /// <summary>
 /// A test that needs a file this process cannot read. It is skipped, with the reason, where <c>chmod 000</c> does
-/// not stop this process's reads (it runs as root); <c>AccessDeniedIsAFormatErrorWithoutThePath</c> covers the same
-/// code path with an injected failure everywhere.
+/// not stop this process's reads (it runs as root); the gateway's <c>A_file_error_from_a_silo_names_no_path</c> and
+/// the fuzz tests' <c>AccessDeniedIsAFormatErrorWithoutThePath</c> cover the same code paths with an injected failure
+/// everywhere. Shared by the test projects that need it (linked from tests/Shared).
 /// </summary>
 public sealed class PermissionsFactAttribute : FactAttribute
 {
