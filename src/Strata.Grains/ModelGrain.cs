@@ -36,24 +36,35 @@ internal sealed partial class ModelGrain(
     private string Model => this.GetPrimaryKeyString();
     private DeploymentRecord Record => state.State;
 
-    public async Task<ModelStatus> Deploy(DeployRequest request)
+    /// <summary>What <see cref="Deploy"/> places and <see cref="PlanDeploy"/> shows: the request checked, the
+    /// package's manifest, the candidate silos and the plan of its footprint over them.</summary>
+    private async Task<(PackageManifest Manifest, List<SiloCapacity> Silos, PlanOptions Options, StagePlan Plan)> PlanFor(DeployRequest request)
     {
         Validate(request);
         var manifest = OpenManifest(request.PackagePath);
         var silos = await Candidates([]);
         var footprint = ModelFootprint.From(manifest, KvElementBytes, StageGraphBuilder.AttentionHeadDim(manifest.Config));
-        var planOptions = new PlanOptions { Stages = request.Stages, KvTokens = request.MaxContext * request.MaxSessions };
-        StagePlan plan;
-        IReadOnlyList<(int Stage, int Replica, string SiloId)> replicas;
+        var options = new PlanOptions { Stages = request.Stages, KvTokens = request.MaxContext * request.MaxSessions };
+        return (manifest, silos, options, Planned(() => StagePlanner.Plan(footprint, silos, options)));
+    }
+
+    /// <summary>Runs a planner call; a plan that cannot be made is the request's error.</summary>
+    private static T Planned<T>(Func<T> plan)
+    {
         try
         {
-            plan = StagePlanner.Plan(footprint, silos, planOptions);
-            replicas = ShardPlacement.Replicas(plan, silos, request.Replicas, planOptions);
+            return plan();
         }
         catch (PlanningException e)
         {
             throw new StrataException(ErrorCodes.InvalidRequest, e.Message);
         }
+    }
+
+    public async Task<ModelStatus> Deploy(DeployRequest request)
+    {
+        var (manifest, silos, planOptions, plan) = await PlanFor(request);
+        var replicas = Planned(() => ShardPlacement.Replicas(plan, silos, request.Replicas, planOptions));
         if (request.Replicas is int wanted && replicas.Count < (wanted - 1) * plan.Stages.Count)
             throw new StrataException(ErrorCodes.InvalidRequest,
                 $"{wanted} replicas of each of {plan.Stages.Count} stage(s) do not fit: the silos hold {replicas.Count + plan.Stages.Count} shard(s), " +
