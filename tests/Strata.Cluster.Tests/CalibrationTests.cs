@@ -4,9 +4,7 @@ using Strata.Grains;
 using Strata.Hosting;
 using Strata.Hosting.Calibration;
 using Strata.Models.Config;
-using Strata.Models.Packaging;
 using Strata.Models.Planning;
-using Strata.Models.Synthetic;
 
 namespace Strata.Cluster.Tests;
 
@@ -15,13 +13,11 @@ namespace Strata.Cluster.Tests;
 public sealed class CalibrationTests : IAsyncLifetime
 {
     private readonly string _store = Path.Combine(Path.GetTempPath(), "strata-calibration-" + Guid.NewGuid().ToString("N")[..12]);
-    private const string Package = "tiny4";
+    private const string Package = TinyModel.Package;
 
     public Task InitializeAsync()
     {
-        string src = Path.Combine(_store, "src");
-        SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Layers = 4, Seed = 21 }, src);
-        ModelImporter.Import(src, Path.Combine(_store, Package));
+        TinyModel.ImportInto(_store);
         return Task.CompletedTask;
     }
 

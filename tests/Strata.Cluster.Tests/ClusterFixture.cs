@@ -2,7 +2,6 @@ using Orleans.TestingHost;
 using Strata.Client;
 using Strata.Hosting;
 using Strata.Models.Packaging;
-using Strata.Models.Synthetic;
 
 namespace Strata.Cluster.Tests;
 
@@ -15,7 +14,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public string Store { get; } = Path.Combine(Path.GetTempPath(), "strata-cluster-" + Guid.NewGuid().ToString("N")[..12]);
     public InProcessTestCluster Cluster { get; private set; } = null!;
     public StrataClient Client { get; private set; } = null!;
-    public const string Package = "tiny4";
+    public const string Package = TinyModel.Package;
     public const string StoriesPackage = "stories260K";
 
     /// <summary>Whether the real stories260K model (models/stories260K, shipped in the repository) was imported: always, or the fixture fails.</summary>
@@ -34,9 +33,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Store);
-        string src = Path.Combine(Store, "src");
-        SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Layers = 4, Seed = 21 }, src);
-        ModelImporter.Import(src, Path.Combine(Store, Package));
+        TinyModel.ImportInto(Store);
         if (FindStories260K() is string stories)
         {
             ModelImporter.Import(stories, Path.Combine(Store, StoriesPackage));

@@ -9,8 +9,6 @@ using Strata.Engine.Sampling;
 using Strata.Grains.Stages;
 using Strata.Hosting;
 using Strata.Models;
-using Strata.Models.Packaging;
-using Strata.Models.Synthetic;
 using Strata.Models.Tokenization;
 
 namespace Strata.Cluster.Tests;
@@ -23,13 +21,11 @@ namespace Strata.Cluster.Tests;
 public sealed class FaultTests : IAsyncLifetime
 {
     private readonly string _store = Path.Combine(Path.GetTempPath(), "strata-faults-" + Guid.NewGuid().ToString("N")[..12]);
-    private const string Package = "tiny4";
+    private const string Package = TinyModel.Package;
 
     public Task InitializeAsync()
     {
-        string src = Path.Combine(_store, "src");
-        SyntheticCheckpoint.Write(SyntheticOptions.Preset("tiny") with { Layers = 4, Seed = 21 }, src);
-        ModelImporter.Import(src, Path.Combine(_store, Package));
+        TinyModel.ImportInto(_store);
         return Task.CompletedTask;
     }
 
