@@ -90,15 +90,7 @@ public sealed class KvPool : IDisposable
     {
         CheckCopy(slot, from, count);
         var data = new byte[count * BytesPerPosition];
-        long run = (long)count * HeadDim * _elementSize;
-        fixed (byte* target = data)
-        {
-            long at = 0;
-            for (int l = 0; l < Layers; l++)
-                foreach (var buffer in new[] { _keys[l], _values[l] })
-                    for (int h = 0; h < KvHeads; h++, at += run)
-                        Buffer.MemoryCopy((byte*)(buffer + (nint)Offset(slot, h, from)), target + at, run, run);
-        }
+        fixed (byte* target = data) Copy(slot, from, count, target, toPacked: true);
         return data;
     }
 
@@ -110,15 +102,24 @@ public sealed class KvPool : IDisposable
             throw new ArgumentException($"KV data of {data.Length} bytes is not a whole number of positions of {BytesPerPosition} bytes");
         int count = (int)(data.Length / BytesPerPosition);
         CheckCopy(slot, position, count);
+        fixed (byte* source = data) Copy(slot, position, count, source, toPacked: false);
+    }
+
+    /// <summary>Walks positions [<paramref name="position"/>, position + <paramref name="count"/>) of
+    /// <paramref name="slot"/> in the packed order (every layer's keys then values, each head's positions) and copies
+    /// each run between the cache and <paramref name="packed"/>, in the direction <paramref name="toPacked"/> says.</summary>
+    private unsafe void Copy(int slot, int position, int count, byte* packed, bool toPacked)
+    {
         long run = (long)count * HeadDim * _elementSize;
-        fixed (byte* source = data)
-        {
-            long at = 0;
-            for (int l = 0; l < Layers; l++)
-                foreach (var buffer in new[] { _keys[l], _values[l] })
-                    for (int h = 0; h < KvHeads; h++, at += run)
-                        Buffer.MemoryCopy(source + at, (byte*)(buffer + (nint)Offset(slot, h, position)), run, run);
-        }
+        long at = 0;
+        for (int l = 0; l < Layers; l++)
+            for (int kv = 0; kv < 2; kv++)
+                for (int h = 0; h < KvHeads; h++, at += run)
+                {
+                    byte* cache = (byte*)((kv == 0 ? _keys[l] : _values[l]) + (nint)Offset(slot, h, position));
+                    if (toPacked) Buffer.MemoryCopy(cache, packed + at, run, run);
+                    else Buffer.MemoryCopy(packed + at, cache, run, run);
+                }
     }
 
     private long Offset(int slot, int head, int position) => SlotBytes * slot + ((long)head * MaxContext + position) * HeadDim * _elementSize;
