@@ -76,11 +76,7 @@ internal static class ClusterBenchmark
         }
         finally
         {
-            foreach (var p in processes)
-            {
-                try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (InvalidOperationException) { }
-                p.Dispose();
-            }
+            SiloProcess.StopAll(processes);
         }
     }
 

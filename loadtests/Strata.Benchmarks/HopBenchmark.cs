@@ -1,13 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Strata.Client;
 using Strata.Contracts;
 
@@ -37,8 +30,8 @@ internal static class HopBenchmark
     private static async Task<int> RunAsync(string store, string package, string siloDll, int stages, int requests, int tokens, string? json)
     {
         var spans = new ConcurrentQueue<OtlpSpan>();
-        await using var sink = await StartReceiver(spans);
-        string sinkUrl = sink.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        await using var sink = await TraceReceiver.Start(body => { foreach (var span in OtlpSpans.Read(body)) spans.Enqueue(span); });
+        string sinkUrl = sink.Url;
         var processes = new List<System.Diagnostics.Process>();
         try
         {
@@ -120,11 +113,7 @@ internal static class HopBenchmark
         }
         finally
         {
-            foreach (var p in processes)
-            {
-                try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (InvalidOperationException) { }
-                p.Dispose();
-            }
+            SiloProcess.StopAll(processes);
         }
     }
 
@@ -137,23 +126,5 @@ internal static class HopBenchmark
         await foreach (var chunk in client.GenerateAsync(session, request)) count += chunk.TokenIds.Length;
         await client.Orleans.GetGrain<ISessionGrain>(session).Close();
         return count;
-    }
-
-    /// <summary>An OTLP/HTTP receiver in this process that decodes the spans of each trace export.</summary>
-    private static async Task<WebApplication> StartReceiver(ConcurrentQueue<OtlpSpan> spans)
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        app.MapPost("/v1/traces", async (Microsoft.AspNetCore.Http.HttpContext http) =>
-        {
-            using var buffer = new MemoryStream();
-            await http.Request.Body.CopyToAsync(buffer);
-            foreach (var span in OtlpSpans.Read(buffer.ToArray())) spans.Enqueue(span);
-            http.Response.ContentType = "application/x-protobuf";
-        });
-        await app.StartAsync();
-        return app;
     }
 }

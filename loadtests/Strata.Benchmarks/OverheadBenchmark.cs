@@ -10,7 +10,6 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Strata.Client;
 using Strata.Contracts;
 using Strata.Contracts.Security;
@@ -57,8 +56,12 @@ internal static class OverheadBenchmark
         try
         {
             int maxSessions = Math.Max(2, o.Concurrency.Max());
-            await using var sink = await StartTraceSink();
-            string sinkUrl = sink.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+            await using var sink = await TraceReceiver.Start(body =>
+            {
+                Interlocked.Increment(ref TraceBatches);
+                Interlocked.Add(ref TraceBytes, body.Length);
+            });
+            string sinkUrl = sink.Url;
             var (plainPorts, plain) = await StartCluster(o, "bench-plain", [], processes);
             var (tlsPorts, _) = await StartCluster(o, "bench-tls", ["--tls", certs], processes);
             var (tracedPorts, _) = await StartCluster(o, "bench-traced", ["--otlp-endpoint", sinkUrl, "--trace-sample", "0.01"], processes,
@@ -124,11 +127,7 @@ internal static class OverheadBenchmark
         }
         finally
         {
-            foreach (var p in processes)
-            {
-                try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (InvalidOperationException) { }
-                p.Dispose();
-            }
+            SiloProcess.StopAll(processes);
             try { Directory.Delete(certs, recursive: true); } catch (IOException) { }
         }
     }
@@ -209,25 +208,6 @@ internal static class OverheadBenchmark
     }
 
     private static long TraceBatches, TraceBytes;
-
-    /// <summary>An OTLP/HTTP receiver that accepts trace exports and counts them (what a collector would take).</summary>
-    private static async Task<WebApplication> StartTraceSink()
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Logging.ClearProviders();
-        var app = builder.Build();
-        app.MapPost("/v1/traces", async (Microsoft.AspNetCore.Http.HttpContext http) =>
-        {
-            using var buffer = new MemoryStream();
-            await http.Request.Body.CopyToAsync(buffer);
-            Interlocked.Increment(ref TraceBatches);
-            Interlocked.Add(ref TraceBytes, buffer.Length);
-            http.Response.ContentType = "application/x-protobuf";
-        });
-        await app.StartAsync();
-        return app;
-    }
 
     private static async Task<(int[] Gateways, string Shape)> StartCluster(Settings o, string clusterId, string[] extra, List<Process> processes,
         Dictionary<string, string>? environment = null)

@@ -78,11 +78,7 @@ internal static class PlannerBenchmark
             }
             finally
             {
-                foreach (var p in processes)
-                {
-                    try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (InvalidOperationException) { }
-                    p.Dispose();
-                }
+                SiloProcess.StopAll(processes);
             }
         }
         if (json is not null) File.WriteAllText(json, JsonSerializer.Serialize(results, new JsonSerializerOptions { WriteIndented = true }));

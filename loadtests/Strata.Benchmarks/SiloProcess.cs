@@ -22,4 +22,15 @@ internal static class SiloProcess
             throw new TimeoutException($"silo {name} did not report ready within 90 s");
         return p;
     }
+
+    /// <summary>Kills every process of <paramref name="processes"/> with its children and waits for it (the silos a
+    /// benchmark started).</summary>
+    public static void StopAll(IEnumerable<Process> processes)
+    {
+        foreach (var p in processes)
+        {
+            try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); } catch (InvalidOperationException) { }
+            p.Dispose();
+        }
+    }
 }
