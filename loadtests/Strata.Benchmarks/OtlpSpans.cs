@@ -20,15 +20,13 @@ internal sealed record OtlpSpan(string TraceId, string SpanId, string ParentId, 
 /// </summary>
 internal static class OtlpSpans
 {
-    public static List<OtlpSpan> Read(ReadOnlySpan<byte> request)
+    public static List<OtlpSpan> Read(byte[] request)
     {
         var spans = new List<OtlpSpan>();
-        foreach (var (field, resourceSpans) in Fields(request))
-            if (field == 1)
-                foreach (var (f2, scopeSpans) in Fields(resourceSpans))
-                    if (f2 == 2)
-                        foreach (var (f3, span) in Fields(scopeSpans))
-                            if (f3 == 2) spans.Add(Span(span));
+        foreach (var resourceSpans in Fields(request).Where(f => f.Number == 1))
+            foreach (var scopeSpans in Fields(resourceSpans.Bytes).Where(f => f.Number == 2))
+                foreach (var span in Fields(scopeSpans.Bytes).Where(f => f.Number == 2))
+                    spans.Add(Span(span.Bytes));
         return spans;
     }
 
@@ -37,38 +35,17 @@ internal static class OtlpSpans
         string trace = "", id = "", parent = "", name = "";
         ulong start = 0, end = 0;
         var attributes = new Dictionary<string, object>(StringComparer.Ordinal);
-        var span = data.Span;
-        int at = 0;
-        while (at < span.Length)
+        foreach (var f in Fields(data))
         {
-            ulong tag = Varint(span, ref at);
-            int field = (int)(tag >> 3), wire = (int)(tag & 7);
-            switch (wire)
+            switch (f.Number)
             {
-                case 0: Varint(span, ref at); break;
-                case 1:
-                    ulong fixed64 = BinaryPrimitives.ReadUInt64LittleEndian(span[at..]);
-                    at += 8;
-                    if (field == 7) start = fixed64;
-                    else if (field == 8) end = fixed64;
-                    break;
-                case 2:
-                    int length = (int)Varint(span, ref at);
-                    var bytes = data.Slice(at, length);
-                    at += length;
-                    switch (field)
-                    {
-                        case 1: trace = Convert.ToHexString(bytes.Span); break;
-                        case 2: id = Convert.ToHexString(bytes.Span); break;
-                        case 4: parent = Convert.ToHexString(bytes.Span); break;
-                        case 5: name = Encoding.UTF8.GetString(bytes.Span); break;
-                        case 9:
-                            if (Attribute(bytes) is { } kv) attributes[kv.Key] = kv.Value;
-                            break;
-                    }
-                    break;
-                case 5: at += 4; break;
-                default: throw new FormatException($"OTLP span: unsupported wire type {wire}");
+                case 1: trace = Convert.ToHexString(f.Bytes.Span); break;
+                case 2: id = Convert.ToHexString(f.Bytes.Span); break;
+                case 4: parent = Convert.ToHexString(f.Bytes.Span); break;
+                case 5: name = Encoding.UTF8.GetString(f.Bytes.Span); break;
+                case 7: start = f.Scalar; break;
+                case 8: end = f.Scalar; break;
+                case 9 when Attribute(f.Bytes) is { } kv: attributes[kv.Key] = kv.Value; break;
             }
         }
         return new OtlpSpan(trace, id, parent, name, start, end, attributes);
@@ -78,62 +55,53 @@ internal static class OtlpSpans
     {
         string? key = null;
         object? value = null;
-        foreach (var (field, bytes) in Fields(data))
+        foreach (var f in Fields(data))
         {
-            if (field == 1) key = Encoding.UTF8.GetString(bytes.Span);
-            else if (field == 2) value = AnyValue(bytes.Span);
+            if (f.Number == 1) key = Encoding.UTF8.GetString(f.Bytes.Span);
+            else if (f.Number == 2) value = AnyValue(f.Bytes);
         }
         return key is null || value is null ? null : new(key, value);
     }
 
-    private static object? AnyValue(ReadOnlySpan<byte> span)
+    /// <summary>string(1), bool(2), int(3) or double(4); arrays, maps and bytes are not read here.</summary>
+    private static object? AnyValue(ReadOnlyMemory<byte> data) => Fields(data).Select(f => (f.Number, f.Wire) switch
     {
-        int at = 0;
-        while (at < span.Length)
-        {
-            ulong tag = Varint(span, ref at);
-            int field = (int)(tag >> 3), wire = (int)(tag & 7);
-            switch (field, wire)
-            {
-                case (1, 2):
-                    int length = (int)Varint(span, ref at);
-                    return Encoding.UTF8.GetString(span.Slice(at, length));
-                case (2, 0): return Varint(span, ref at) != 0;
-                case (3, 0): return (long)Varint(span, ref at);
-                case (4, 1): return BitConverter.Int64BitsToDouble((long)BinaryPrimitives.ReadUInt64LittleEndian(span[at..]));
-                default: return null; // arrays, maps and bytes: not read here
-            }
-        }
-        return null;
-    }
+        (1, 2) => (object?)Encoding.UTF8.GetString(f.Bytes.Span),
+        (2, 0) => f.Scalar != 0,
+        (3, 0) => (long)f.Scalar,
+        (4, 1) => BitConverter.Int64BitsToDouble((long)f.Scalar),
+        _ => null,
+    }).FirstOrDefault(v => v is not null);
 
-    /// <summary>The length-delimited fields of a message, each with its number; other wire types are skipped.</summary>
-    private static List<(int Field, ReadOnlyMemory<byte> Bytes)> Fields(ReadOnlyMemory<byte> data)
+    /// <summary>One field of a message: its number, wire type, and its value: <see cref="Scalar"/> for varint and
+    /// fixed types, <see cref="Bytes"/> for length-delimited ones.</summary>
+    private readonly record struct Field(int Number, int Wire, ulong Scalar, ReadOnlyMemory<byte> Bytes);
+
+    /// <summary>The fields of a message in order.</summary>
+    private static List<Field> Fields(ReadOnlyMemory<byte> data)
     {
-        var fields = new List<(int, ReadOnlyMemory<byte>)>();
+        var fields = new List<Field>();
         var span = data.Span;
         int at = 0;
         while (at < span.Length)
         {
             ulong tag = Varint(span, ref at);
-            int field = (int)(tag >> 3), wire = (int)(tag & 7);
+            int number = (int)(tag >> 3), wire = (int)(tag & 7);
             switch (wire)
             {
-                case 0: Varint(span, ref at); break;
-                case 1: at += 8; break;
+                case 0: fields.Add(new(number, wire, Varint(span, ref at), default)); break;
+                case 1: fields.Add(new(number, wire, BinaryPrimitives.ReadUInt64LittleEndian(span[at..]), default)); at += 8; break;
                 case 2:
                     int length = (int)Varint(span, ref at);
-                    fields.Add((field, data.Slice(at, length)));
+                    fields.Add(new(number, wire, 0, data.Slice(at, length)));
                     at += length;
                     break;
-                case 5: at += 4; break;
+                case 5: fields.Add(new(number, wire, BinaryPrimitives.ReadUInt32LittleEndian(span[at..]), default)); at += 4; break;
                 default: throw new FormatException($"OTLP message: unsupported wire type {wire}");
             }
         }
         return fields;
     }
-
-    private static List<(int Field, ReadOnlyMemory<byte> Bytes)> Fields(ReadOnlySpan<byte> data) => Fields(data.ToArray().AsMemory());
 
     private static ulong Varint(ReadOnlySpan<byte> span, ref int at)
     {
