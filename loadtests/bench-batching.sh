@@ -27,8 +27,8 @@ bench=loadtests/Strata.Benchmarks/bin/Release/$bin/Strata.Benchmarks
 store=$PWD/.strata/store
 out=.strata/bench-batching
 mkdir -p "$out"
-if [ ! -f .strata/models/synthetic-100m/config.json ]; then "$strata" synth --preset 100m --out .strata/models/synthetic-100m; fi
-if [ ! -f "$store/synthetic-100m/strata-model.json" ]; then "$strata" import .strata/models/synthetic-100m --out "$store/synthetic-100m"; fi
+source loadtests/synthetic-100m.sh
+synthetic_100m "$strata" "$store"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pids=()

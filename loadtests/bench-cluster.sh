@@ -10,8 +10,8 @@ dotnet build silos/Strata.Silo -c Release -nologo -v:q
 dotnet build loadtests/Strata.Benchmarks -c Release -nologo -v:q
 strata=clients/Strata.Cli/bin/Release/net10.0/linux-x64/strata
 store=.strata/store
-if [ ! -f .strata/models/synthetic-100m/config.json ]; then "$strata" synth --preset 100m --out .strata/models/synthetic-100m; fi
-if [ ! -f "$store/synthetic-100m/strata-model.json" ]; then "$strata" import .strata/models/synthetic-100m --out "$store/synthetic-100m"; fi
+source loadtests/synthetic-100m.sh
+synthetic_100m "$strata" "$store"
 loadtests/Strata.Benchmarks/bin/Release/net10.0/linux-x64/Strata.Benchmarks cluster --store "$store" --package synthetic-100m \
   --silo silos/Strata.Silo/bin/Release/net10.0/linux-x64/strata-silo.dll --silos "$silos" --stages 4 --tokens 32 --rounds 5 \
   --json ".strata/bench-cluster-$silos.json"

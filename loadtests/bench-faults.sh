@@ -26,8 +26,8 @@ store=$PWD/.strata/store
 out=.strata/bench-faults
 mkdir -p "$out"
 rm -f "$out"/*.log
-if [ ! -f .strata/models/synthetic-100m/config.json ]; then "$strata" synth --preset 100m --out .strata/models/synthetic-100m; fi
-if [ ! -f "$store/synthetic-100m/strata-model.json" ]; then "$strata" import .strata/models/synthetic-100m --out "$store/synthetic-100m"; fi
+source loadtests/synthetic-100m.sh
+synthetic_100m "$strata" "$store"
 command -v redis-server >/dev/null || { echo "redis-server is needed (apt-get install redis-server)"; exit 1; }
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
