@@ -37,6 +37,7 @@ public static class StrataSiloHost
         ["--precision"] = "Strata:Precision",
         ["--probe-timeout"] = "Cluster:ProbeTimeout",
         ["--missed-probes"] = "Cluster:MissedProbes",
+        ["--directory"] = "Cluster:Directory",
         ["--tls"] = "Cluster:Tls",
         ["--max-batch"] = "Strata:MaxBatch",
         ["--prefill-chunk"] = "Strata:PrefillChunk",

@@ -35,6 +35,21 @@ public sealed class SiloHostOptionsTests
         }
     }
 
+    [Theory]
+    [InlineData(null, "auto", "local", null)]
+    [InlineData("127.0.0.1:6379", "auto", "redis", null)]
+    [InlineData("127.0.0.1:6379", "Local", "local", null)]
+    [InlineData("127.0.0.1:6379", "distributed", "distributed", null)]
+    [InlineData(null, "redis", "redis", "Cluster:Directory redis needs Redis clustering")]
+    [InlineData(null, "dht", "dht", "Cluster:Directory must be auto, local, redis or distributed, got 'dht'")]
+    public void The_grain_directory_follows_the_clustering_unless_chosen(string? redis, string directory, string effective, string? error)
+    {
+        var settings = new ClusteringSettings { Redis = redis, Directory = directory };
+        Assert.Equal(effective, settings.EffectiveDirectory);
+        if (error is null) Assert.Empty(settings.Errors());
+        else Assert.Contains(settings.Errors(), e => e.StartsWith(error, StringComparison.Ordinal));
+    }
+
     /// <summary>The silo's appsettings.json says it lists every setting with its default: each settable option of
     /// the Strata and Cluster sections is there, with the value the code defaults to.</summary>
     [Fact]
