@@ -30,6 +30,22 @@ public static class StrataSiloBuilderExtensions
         silo.Services.AddSingleton<TokenizerCache>();
         silo.Services.AddSingleton<StepDeadlines>();
         silo.Services.AddSingleton<Grains.Control.PeerWatch>();
+        // Every outbound silo connection that ends has its peer checked at once: a killed process resets them all.
+        silo.Configure<SiloConnectionOptions>(o => o.ConfigureSiloOutboundConnection(b =>
+        {
+            var watch = b.ApplicationServices.GetRequiredService<Grains.Control.PeerWatch>();
+            b.Use(next => async context =>
+            {
+                try
+                {
+                    await next(context);
+                }
+                finally
+                {
+                    _ = watch.ConnectionLost(context.RemoteEndPoint);
+                }
+            });
+        }));
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, Grains.Control.DrainOnShutdown>();
         if (options.DrainOnShutdown)
             silo.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(20));

@@ -74,6 +74,19 @@ public sealed class PeerWatchTests : IDisposable
     }
 
     [Fact]
+    public async Task A_lost_connection_checks_the_active_silo_at_its_endpoint_only()
+    {
+        var (watch, membership) = Watch(At(_self, 1));
+        Assert.False(await watch.ConnectionLost(_alive.LocalEndpoint)); // it still accepts: a connection can end for other reasons
+        Assert.False(await watch.ConnectionLost(new IPEndPoint(IPAddress.Loopback, ClosedPort()))); // no silo of the membership
+        Assert.False(await watch.ConnectionLost(new DnsEndPoint("localhost", _gone.Endpoint.Port)));
+        Assert.False(await watch.ConnectionLost(null));
+        Assert.Empty(membership.Killed);
+        Assert.True(await watch.ConnectionLost(new IPEndPoint(IPAddress.Loopback, _gone.Endpoint.Port)));
+        Assert.Equal([_gone], membership.Killed);
+    }
+
+    [Fact]
     public async Task A_shard_key_silo_string_names_the_peer()
     {
         var (watch, membership) = Watch(At(_self, 1));

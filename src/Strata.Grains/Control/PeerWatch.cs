@@ -53,6 +53,17 @@ public sealed partial class PeerWatch(IClusterMembershipService membership, ILoc
         return check;
     }
 
+    /// <summary>An outbound connection to <paramref name="endpoint"/> ended: checks the active silo listening there (a
+    /// <c>kill -9</c> resets every connection to the killed process at once, long before a probe or a call misses).
+    /// True when it was declared dead.</summary>
+    public Task<bool> ConnectionLost(EndPoint? endpoint)
+    {
+        if (endpoint is not IPEndPoint ip || !options.Value.ConfirmDeadPeers) return Task.FromResult(false);
+        var silo = membership.CurrentSnapshot.Members.Values.FirstOrDefault(m =>
+            m.Status == SiloStatus.Active && m.SiloAddress.Endpoint.Equals(ip))?.SiloAddress;
+        return silo is null ? Task.FromResult(false) : Suspect(silo);
+    }
+
     /// <summary>Checks every other active silo (a call failed and the caller cannot tell whose silo it reached).
     /// Returns how many were declared dead.</summary>
     public Task<int> Sweep()
