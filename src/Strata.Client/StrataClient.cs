@@ -22,8 +22,12 @@ public sealed class StrataClient : IAsyncDisposable
     private readonly ClusterTls? _tls;
     private readonly string _clusterId;
 
-    private StrataClient(IClusterClient client, IHost? host, ClusterTls? tls = null, string clusterId = "strata")
+    /// <summary>Gateway connections that ended (only for clients this class connected itself).</summary>
+    private readonly GatewayLosses _losses;
+
+    private StrataClient(IClusterClient client, IHost? host, ClusterTls? tls = null, string clusterId = "strata", GatewayLosses? losses = null)
     {
+        _losses = losses ?? new GatewayLosses();
         Orleans = client;
         _host = host;
         _tls = tls;
@@ -86,6 +90,7 @@ public sealed class StrataClient : IAsyncDisposable
     {
         int[] ports = gatewayPorts is { Length: > 0 } ? gatewayPorts : [30000];
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, Args = [] });
+        var losses = new GatewayLosses();
         builder.Logging.AddSimpleConsole(c => c.SingleLine = true)
             .AddConsole(c => c.LogToStandardErrorThreshold = LogLevel.Trace)
             .SetMinimumLevel(LogLevel.Error)
@@ -99,6 +104,18 @@ public sealed class StrataClient : IAsyncDisposable
             client.UseConnectionRetryFilter(static (_, _) => Task.FromResult(false));
             client.AddActivityPropagation(); // a traced request's context reaches the session and the stages
             if (tls is not null) client.UseTls(tls.Certificate, tls.Apply);
+            // Every gateway connection that ends makes the running streams check their sessions at once.
+            client.Configure<ClientConnectionOptions>(o => o.ConfigureConnection(b => b.Use(next => async context =>
+            {
+                try
+                {
+                    await next(context);
+                }
+                finally
+                {
+                    losses.Lost();
+                }
+            })));
             // A call to a silo that died waits this long before it fails (the stream of a session whose silo died,
             // for one): short, above the silos' stream heartbeat (half their 6 s call timeout). Long operations
             // carry their own timeouts.
@@ -124,7 +141,7 @@ public sealed class StrataClient : IAsyncDisposable
             host.Dispose();
             throw;
         }
-        return new StrataClient(host.Services.GetRequiredService<IClusterClient>(), host, tls, clusterId);
+        return new StrataClient(host.Services.GetRequiredService<IClusterClient>(), host, tls, clusterId, losses);
     }
 
     // The innermost message says what happened ("Error: ConnectionRefused"); long ones (Redis adds advice on its own
@@ -245,7 +262,7 @@ public sealed class StrataClient : IAsyncDisposable
         ulong[]? rng = null;
         int resumes = 0;
         var session = Orleans.GetGrain<ISessionGrain>(sessionId);
-        var gaps = new GapWatch();
+        var gaps = new GapWatch { Losses = _losses.Count };
         // The request's trace (when a tracer listens): every call that starts or resumes the turn runs under it.
         using var span = StrataTracing.StartSpan("strata.generate", System.Diagnostics.ActivityKind.Client);
         if (StrataTracing.Records(span)) span.SetTag("strata.session", sessionId).SetTag("strata.model", request.Model);
@@ -261,7 +278,7 @@ public sealed class StrataClient : IAsyncDisposable
                 gaps.Chunk();
                 yield return chunk;
                 if (chunk.FinishReason is not null) yield break;
-                var (next, error) = turn is null ? await TryMoveNext(stream) : await NextOrSilence(stream, session, turn.Turn, gaps.Quiet);
+                var (next, error) = turn is null ? await TryMoveNext(stream) : await NextOrSilence(stream, session, turn.Turn, gaps);
                 if (error is null)
                 {
                     any = next;
@@ -284,17 +301,41 @@ public sealed class StrataClient : IAsyncDisposable
 
     /// <summary>
     /// The next chunk, or a broken-stream error when the session has gone silent: once no chunk came for
-    /// <paramref name="quiet"/>, the session is asked (briefly) whether it still generates this turn. A session whose
-    /// silo died does not answer, or answers from a fresh activation that generates nothing: the stream is then
-    /// given up at once instead of after the response timeout, and the turn resumed. A session that is only slow
-    /// (admission, a failover in progress) says so, and the wait goes on.
+    /// its quiet time (<see cref="GapWatch.Quiet"/>), or at once when one of the client's gateway connections ends, the session is asked
+    /// (briefly) whether it still generates this turn. A session whose silo died does not answer, or answers from a
+    /// fresh activation that generates nothing: the stream is then given up at once instead of after the response
+    /// timeout, and the turn resumed. A session that is only slow (admission, a failover in progress) says so, and the
+    /// wait goes on, except after a gateway was lost: a pull that went through it never gets its answer, so a stream
+    /// that stays silent for its quiet time after the loss is resumed too (the session ends the run it had
+    /// and continues from the tokens this client received).
     /// </summary>
-    private static async Task<(bool Next, Exception? Error)> NextOrSilence(IAsyncEnumerator<GenerateChunk> stream, ISessionGrain session,
-        long turn, TimeSpan quiet)
+    private async Task<(bool Next, Exception? Error)> NextOrSilence(IAsyncEnumerator<GenerateChunk> stream, ISessionGrain session,
+        long turn, GapWatch gaps)
     {
         var next = TryMoveNext(stream);
-        while (await Task.WhenAny(next, Task.Delay(quiet)) != next)
+        var quiet = gaps.Quiet;
+        bool gatewayLost = false;
+        while (true)
         {
+            var silent = Task.Delay(quiet);
+            var lost = gatewayLost ? Task.Delay(Timeout.Infinite) : _losses.Next;
+            if (!gatewayLost && _losses.Count != gaps.Losses) lost = Task.CompletedTask; // lost since this stream last looked
+            gaps.Losses = _losses.Count;
+            var woke = await Task.WhenAny(next, silent, lost);
+            if (woke == next) return await next;
+            string why = $"no chunk for {quiet.TotalSeconds:F1} s";
+            if (woke == lost)
+            {
+                gatewayLost = true;
+                why = "a gateway connection was lost";
+                await SweepPeers(); // the silo behind it is declared dead now if its process is gone
+            }
+            else if (gatewayLost)
+            {
+                why = $"no chunk for {quiet.TotalSeconds:F1} s after a gateway connection was lost";
+                _ = next.ContinueWith(_ => DisposeQuietly(stream), TaskScheduler.Default);
+                return (false, new TimeoutException($"session {session.GetPrimaryKeyString()}: {why}"));
+            }
             bool generating;
             try
             {
@@ -304,14 +345,14 @@ public sealed class StrataClient : IAsyncDisposable
             {
                 generating = false;
             }
+            if (next.IsCompleted) return await next;
             if (!generating)
             {
                 // The abandoned pull ends by itself (its grain is gone or was told to stop); the stream is disposed then.
                 _ = next.ContinueWith(_ => DisposeQuietly(stream), TaskScheduler.Default);
-                return (false, new TimeoutException($"session {session.GetPrimaryKeyString()} went silent: no chunk for {quiet.TotalSeconds:F1} s and it generates no turn"));
+                return (false, new TimeoutException($"session {session.GetPrimaryKeyString()} went silent ({why}) and it generates no turn"));
             }
         }
-        return await next;
     }
 
     /// <summary>How long a stream may stay silent before the session is asked whether it still generates: ten times
@@ -320,6 +361,9 @@ public sealed class StrataClient : IAsyncDisposable
     {
         private long _last = System.Diagnostics.Stopwatch.GetTimestamp();
         private double _meanMs = double.NaN;
+
+        /// <summary>The client's gateway losses this stream has seen (<see cref="GatewayLosses.Count"/>).</summary>
+        public long Losses { get; set; }
 
         public void Chunk()
         {
