@@ -20,7 +20,8 @@ internal sealed partial class ModelGrain
     /// <see cref="StrataSiloOptions.HealInterval"/>, skipped while another change runs): shards whose silo the
     /// membership has declared dead are dropped and their stages placed again where needed (as a repair does), and a
     /// stage left with fewer replicas than the deployment asks for (a loss that found no silo with room, before a
-    /// replacement silo joined) gets them back on silos that have room now. Each change is a new plan version.
+    /// replacement silo joined, or one a repair left to this timer) gets them back on silos that have room now, once
+    /// the sessions a repair moved have had a heal interval to replay. Each change is a new plan version.
     /// </summary>
     private async Task Heal(CancellationToken cancellation)
     {
@@ -32,6 +33,7 @@ internal sealed partial class ModelGrain
             if (gone.Count > 0)
                 record = await Replace(record, gone, gone.Select(s => ShardKeys.Silo(s.Key)).ToHashSet(StringComparer.Ordinal), "its silo left the cluster");
             if (record.Request!.Replicas is not int wanted || record.Shards.GroupBy(s => s.Config.StageIndex).All(g => g.Count() >= wanted)) return;
+            if (DateTime.UtcNow < _replicasDue) return; // a repair just moved sessions: let their replays run first
             long version = record.Version + 1;
             var extra = ShardPlacement.AddReplicas(
                 record.Shards.Select(s => new PlacedShard(s.Config.StageIndex, s.Replica, ShardKeys.Silo(s.Key), s.Bytes)).ToList(), await Candidates([]), wanted);

@@ -166,8 +166,9 @@ internal sealed partial class ModelGrain
 
     /// <summary>Places a new shard for each of <paramref name="gone"/> where a silo has room. One per stage left
     /// without a replica in <paramref name="staying"/> is required (placed first; failing when none fits); the
-    /// others replace lost replicas where there is room.</summary>
-    private List<ShardRecord> Place(IReadOnlyList<ShardRecord> gone, IReadOnlyList<ShardRecord> staying, IReadOnlyList<SiloCapacity> silos, long version)
+    /// others replace lost replicas where there is room, unless <paramref name="requiredOnly"/>.</summary>
+    private List<ShardRecord> Place(IReadOnlyList<ShardRecord> gone, IReadOnlyList<ShardRecord> staying, IReadOnlyList<SiloCapacity> silos, long version,
+        bool requiredOnly = false)
     {
         var used = staying.GroupBy(s => ShardKeys.Silo(s.Key)).ToDictionary(g => g.Key, g => g.Sum(s => s.Bytes), StringComparer.Ordinal);
         var added = new List<ShardRecord>();
@@ -176,6 +177,7 @@ internal sealed partial class ModelGrain
             var holders = staying.Concat(added).Where(s => s.Config.StageIndex == g.Config.StageIndex)
                 .Select(s => ShardKeys.Silo(s.Key)).ToHashSet(StringComparer.Ordinal);
             bool required = holders.Count == 0;
+            if (requiredOnly && !required) continue;
             if (ShardPlacement.Choose(g.Bytes, silos, used, holders) is not string silo)
             {
                 if (!required) continue;

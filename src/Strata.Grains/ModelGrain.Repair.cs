@@ -30,7 +30,13 @@ internal sealed partial class ModelGrain
             else
             {
                 var unreachable = record.Shards.Where((s, i) => probes[i].Unreachable).Select(s => ShardKeys.Silo(s.Key)).ToHashSet(StringComparer.Ordinal);
-                record = await Replace(record, lost, unreachable, why ?? probes.Where(p => !p.Serves).Select(p => p.Status.Error).FirstOrDefault());
+                // Sessions are waiting for this repair and will replay at once: loading replacement replicas now
+                // would take CPU and memory bandwidth from those replays. Where every stage still has a replica and
+                // the heal timer restores the replica count, that is left to it, one heal interval later.
+                bool defer = options.Value.HealInterval > TimeSpan.Zero && record.Request.Replicas is int;
+                if (defer) _replicasDue = DateTime.UtcNow + options.Value.HealInterval;
+                record = await Replace(record, lost, unreachable, why ?? probes.Where(p => !p.Serves).Select(p => p.Status.Error).FirstOrDefault(),
+                    requiredOnly: defer);
             }
             return await WaitForRoute(record);
         }
@@ -40,14 +46,20 @@ internal sealed partial class ModelGrain
         }
     }
 
+    /// <summary>When replicas lost in a repair are restored (by the heal timer): not before the sessions that were
+    /// waiting for the repair have replayed.</summary>
+    private DateTime _replicasDue;
+
     /// <summary>Drops <paramref name="lost"/> and places a replacement for every stage it leaves without a replica
-    /// (and for lost replicas where a silo has room), then stores the new version and starts the loads.</summary>
-    private async Task<DeploymentRecord> Replace(DeploymentRecord record, IReadOnlyList<ShardRecord> lost, IReadOnlySet<string> unreachable, string? why)
+    /// (and, unless <paramref name="requiredOnly"/>, for lost replicas where a silo has room), then stores the new
+    /// version and starts the loads.</summary>
+    private async Task<DeploymentRecord> Replace(DeploymentRecord record, IReadOnlyList<ShardRecord> lost, IReadOnlySet<string> unreachable, string? why,
+        bool requiredOnly = false)
     {
         var request = record.Request!;
         var survivors = record.Shards.Except(lost).ToList();
         long version = record.Version + 1;
-        var added = Place(lost, survivors, await Candidates(unreachable), version);
+        var added = Place(lost, survivors, await Candidates(unreachable), version, requiredOnly);
 
         var next = new DeploymentRecord
         {
@@ -57,7 +69,8 @@ internal sealed partial class ModelGrain
         };
         await Store(next);
         LogReplan(logger, Model, version, string.Join(", ", lost.Select(l => l.Key)), why ?? "lost",
-            string.Join(", ", added.Select(a => $"stage {a.Config.StageIndex} on {ShardKeys.Silo(a.Key)}")));
+            added.Count == 0 ? "nothing (every stage still serves; lost replicas come back at the next heal)"
+                : string.Join(", ", added.Select(a => $"stage {a.Config.StageIndex} on {ShardKeys.Silo(a.Key)}")));
         await Task.WhenAll(added.Select(a => grains.GetGrain<IShardGrain>(a.Key).Configure(a.Config)));
         // Shards that answered but no longer serve (unloaded, failed) still hold memory on a live silo.
         await UnloadShards(lost.Where(l => !unreachable.Contains(ShardKeys.Silo(l.Key))));
