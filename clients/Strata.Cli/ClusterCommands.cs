@@ -71,6 +71,10 @@ internal static class ClusterCommands
         {
             Description = "Shards per stage, each on its own silo, or auto (as many as spare capacity allows)", DefaultValueFactory = _ => "1",
         };
+        var kvDtype = new Option<string?>("--kv-dtype")
+        {
+            Description = "KV cache element type: fp16 (half the KV memory, twice the sessions in the same budget) or fp32 (default: each silo's precision)",
+        };
         var dryRun = new Option<bool>("--dry-run")
         {
             Description = "Print the plan and its predicted step time (from the silos' calibrations) without loading anything",
@@ -78,7 +82,7 @@ internal static class ClusterCommands
         var flags = new ClusterFlags();
         var cmd = new Command("deploy", "Deploy a model package across the cluster's silos and wait until every stage is loaded.")
         {
-            package, stages, name, maxContext, maxSessions, queue, wait, replicas, dryRun,
+            package, stages, name, maxContext, maxSessions, queue, wait, replicas, kvDtype, dryRun,
         };
         flags.AddTo(cmd);
         cmd.SetAction(async (parse, ct) =>
@@ -97,10 +101,12 @@ internal static class ClusterCommands
                 throw new CliUsageException($"--admission-wait must be between 0 and 300 seconds, got {w}");
             var admissionWait = parse.GetValue(wait) is double seconds ? TimeSpan.FromSeconds(seconds) : (TimeSpan?)null;
             int? replicaCount = ParseReplicas(parse.GetValue(replicas)!);
+            string? kv = parse.GetValue(kvDtype)?.ToLowerInvariant();
+            if (kv is not (null or "fp16" or "fp32")) throw new CliUsageException($"--kv-dtype must be fp16 or fp32, got '{parse.GetValue(kvDtype)}'");
 
             await using var connection = await ClusterConnection.ConnectAsync(flags.Get(parse), ct);
             var client = connection.Client;
-            var request = new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait, replicaCount);
+            var request = new DeployRequest(path, stageCount, context, sessions, parse.GetValue(queue), admissionWait, replicaCount, kv);
             if (parse.GetValue(dryRun))
             {
                 var plan = await client.Orleans.GetGrain<IModelGrain>(model).PlanDeploy(request);

@@ -45,7 +45,10 @@ internal sealed class AdminHandler(StrataClient client, CompletionHandler comple
             MaxSessions: Int(root, "max_sessions", 1, 1 << 16) ?? 8,
             AdmissionQueue: Int(root, "admission_queue", 0, 1 << 20),
             AdmissionWait: Int(root, "admission_wait_seconds", 0, 3600) is int s ? TimeSpan.FromSeconds(s) : null,
-            Replicas: CountOrAuto(root, "replicas", 1, 64, absent: 1));
+            Replicas: CountOrAuto(root, "replicas", 1, 64, absent: 1),
+            KvDtype: String(root, "kv_dtype") is { } kv
+                ? kv is "fp16" or "fp32" ? kv : throw OpenAiException.Invalid("kv_dtype", "'kv_dtype' must be \"fp16\" or \"fp32\"")
+                : null);
         return await client.DeployAsync(model, request, timeout: TimeSpan.FromMinutes(10), cancellation: http.RequestAborted);
     });
 

@@ -11,6 +11,8 @@ namespace Strata.Contracts;
 /// default.</param>
 /// <param name="Replicas">Shards per stage (each on its own silo where the cluster has enough), or null for auto: as
 /// many as spare capacity allows once the fewest-stages plan is placed. Default 1.</param>
+/// <param name="KvDtype">Element type of the KV cache: <c>fp16</c> (half the KV memory, so twice the sessions in the
+/// same budget; attention runs in fp16), <c>fp32</c>, or null for each stage's own precision.</param>
 [GenerateSerializer, Immutable, Alias("strata.DeployRequest")]
 public sealed record DeployRequest(
     [property: Id(0)] string PackagePath,
@@ -19,7 +21,8 @@ public sealed record DeployRequest(
     [property: Id(3)] int MaxSessions = 8,
     [property: Id(4)] int? AdmissionQueue = null,
     [property: Id(5)] TimeSpan? AdmissionWait = null,
-    [property: Id(6)] int? Replicas = 1);
+    [property: Id(6)] int? Replicas = 1,
+    [property: Id(7)] string? KvDtype = null);
 
 /// <summary>Lifecycle of a deployment and of each shard.</summary>
 public enum DeploymentState

@@ -14,7 +14,8 @@ public sealed record ShardConfig(
     [property: Id(8)] int Slots,
     [property: Id(9)] int? AdmissionQueue = null,
     [property: Id(10)] TimeSpan? AdmissionWait = null,
-    [property: Id(11)] int Stages = 0);
+    [property: Id(11)] int Stages = 0,
+    [property: Id(12)] string? KvDtype = null);
 
 /// <summary>One step of one session through a shard. The first stage gets <see cref="Tokens"/>; later stages get
 /// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes). <see cref="FillOnly"/>

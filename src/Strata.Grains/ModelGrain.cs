@@ -43,7 +43,7 @@ internal sealed partial class ModelGrain(
         Validate(request);
         var manifest = OpenManifest(request.PackagePath);
         var silos = await Candidates([]);
-        var footprint = ModelFootprint.From(manifest, KvElementBytes, StageGraphBuilder.AttentionHeadDim(manifest.Config));
+        var footprint = ModelFootprint.From(manifest, KvElementBytes(request), StageGraphBuilder.AttentionHeadDim(manifest.Config));
         var options = new PlanOptions { Stages = request.Stages, KvTokens = request.MaxContext * request.MaxSessions };
         return (manifest, silos, options, Planned(() => StagePlanner.Plan(footprint, silos, options)));
     }
@@ -116,11 +116,12 @@ internal sealed partial class ModelGrain(
     private ShardRecord NewShard(DeployRequest request, PackageManifest manifest, PlannedStage stage, int replica, string silo, long version, int stages) =>
         new(ShardKeys.Format(Model, stage.Index, version, silo, replica), replica,
             new ShardConfig(Model, request.PackagePath, stage.Index, stage.FirstLayer, stage.EndLayer, manifest.Config.NumLayers,
-                request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait, stages),
+                request.MaxContext, request.MaxSessions, request.AdmissionQueue, request.AdmissionWait, stages, request.KvDtype),
             stage.TotalBytes);
 
-    // fp32 KV on the CPU; conservative for fp16 devices.
-    private const int KvElementBytes = 4;
+    /// <summary>Bytes of a KV element the plan reserves: fp16 when the request asks for it, else fp32 (conservative
+    /// for fp16 devices, whose stages store fp16).</summary>
+    private static int KvElementBytes(DeployRequest request) => request.KvDtype == "fp16" ? 2 : 4;
 
     private PackageManifest OpenManifest(string packagePath)
     {
@@ -144,6 +145,8 @@ internal sealed partial class ModelGrain(
         if ((long)r.MaxContext * r.MaxSessions > int.MaxValue)
             throw new StrataException(ErrorCodes.InvalidRequest, $"max context x max sessions must stay below {int.MaxValue}, got {r.MaxContext} x {r.MaxSessions}");
         if (r.Replicas is < 1 or > 64) throw new StrataException(ErrorCodes.InvalidRequest, $"replicas must be between 1 and 64 (or auto), got {r.Replicas}");
+        if (r.KvDtype is not (null or "fp16" or "fp32"))
+            throw new StrataException(ErrorCodes.InvalidRequest, $"KV dtype must be fp16 or fp32 (or unset: each stage's precision), got '{(r.KvDtype.Length > 16 ? r.KvDtype[..16] + "..." : r.KvDtype)}'");
         if (r.AdmissionQueue is < 0 or > 1 << 20) throw new StrataException(ErrorCodes.InvalidRequest, $"admission queue must be between 0 and {1 << 20}, got {r.AdmissionQueue}");
         if (r.AdmissionWait is { } wait && (wait < TimeSpan.Zero || wait > TimeSpan.FromMinutes(5)))
             throw new StrataException(ErrorCodes.InvalidRequest, $"admission wait must be between 0 and 5 minutes, got {wait}");

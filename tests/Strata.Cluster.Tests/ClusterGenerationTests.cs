@@ -18,11 +18,12 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
                 AdmissionQueue: queue, AdmissionWait: wait),
             timeout: TimeSpan.FromMinutes(2));
 
-    private GenerationResult Local(string prompt, int maxNewTokens, int[]? promptIds = null, string package = ClusterFixture.Package)
+    private GenerationResult Local(string prompt, int maxNewTokens, int[]? promptIds = null, string package = ClusterFixture.Package,
+        Engine.Graph.ComputeType? kv = null)
     {
         using var model = ModelLoader.Open(Path.Combine(fx.Store, package));
         var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
-        using var pipeline = LocalPipeline.Load(model.Config, model.Tensors, 1, new EngineOptions { MaxContext = 128, IntraOpThreads = 1 });
+        using var pipeline = LocalPipeline.Load(model.Config, model.Tensors, 1, new EngineOptions { MaxContext = 128, IntraOpThreads = 1, KvPrecision = kv });
         var ids = promptIds ?? tokenizer.Encode(prompt);
         return LocalGenerator.Generate(pipeline, tokenizer, ids,
             SamplingParams.Greedy with { MaxNewTokens = maxNewTokens, StopIds = tokenizer.EosIds });
@@ -216,6 +217,28 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         Assert.StartsWith(", there was a little girl named Lily. She loved to play outside in the park.", remote.Text);
         Assert.Equal(local.GeneratedIds, remote.Tokens);
         Assert.Equal(local.Text, remote.Text);
+    }
+
+    [Fact]
+    public async Task An_fp16_kv_deployment_reserves_half_the_kv_and_generates_what_the_local_fp16_kv_engine_does()
+    {
+        DeployRequest Request(string? kv) => new(ClusterFixture.Package, 2, MaxContext: 128, MaxSessions: 4, KvDtype: kv);
+        var plan32 = await fx.Client.Orleans.GetGrain<IModelGrain>("m-kv-plan").PlanDeploy(Request(null));
+        var plan16 = await fx.Client.Orleans.GetGrain<IModelGrain>("m-kv-plan").PlanDeploy(Request("fp16"));
+        Assert.Equal(plan32.Stages.Select(s => s.KvBytes / 2), plan16.Stages.Select(s => s.KvBytes));
+
+        var fp32 = await fx.Client.DeployAsync("m-kv32", Request("fp32"), timeout: TimeSpan.FromMinutes(2));
+        var fp16 = await fx.Client.DeployAsync("m-kv16", Request("fp16"), timeout: TimeSpan.FromMinutes(2));
+        Assert.Equal(fp32.Stages.Select(s => s.Slots), fp16.Stages.Select(s => s.Slots));
+        Assert.Equal(fp32.Stages.Select(s => s.KvBytes / 2), fp16.Stages.Select(s => s.KvBytes));
+
+        var local = Local("Once upon a time", 24, kv: Engine.Graph.ComputeType.Float16);
+        var remote = await Cluster("s-kv16", "m-kv16", "Once upon a time", 24);
+        Assert.Equal(local.GeneratedIds, remote.Tokens);
+
+        var e = await Assert.ThrowsAsync<StrataException>(() => fx.Client.DeployAsync("m-kv-bad", Request("int8")));
+        Assert.Equal(ErrorCodes.InvalidRequest, e.Code);
+        Assert.Contains("KV dtype must be fp16 or fp32", e.Message);
     }
 
     [Fact]

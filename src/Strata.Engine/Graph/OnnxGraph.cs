@@ -33,6 +33,7 @@ internal sealed class OnnxGraph
     public OnnxGraph(ComputeType compute, Stream data, string dataLocation)
     {
         Compute = compute;
+        Kv = compute;
         _data = data;
         _dataLocation = dataLocation;
     }
@@ -43,7 +44,20 @@ internal sealed class OnnxGraph
     public int QuantizedAccuracyLevel { get; init; }
 
     /// <summary>The ONNX element type of <see cref="Compute"/>.</summary>
-    public int ComputeElement => Compute == ComputeType.Float16
+    public int ComputeElement => Element(Compute);
+
+    /// <summary>Element type of the KV cache and of attention (GroupQueryAttention takes one type for all its
+    /// inputs); default <see cref="Compute"/>.</summary>
+    public ComputeType Kv { get; init; }
+
+    /// <summary>Whether attention runs in another type than the rest (an fp16 KV cache of an fp32 stage).</summary>
+    public bool KvDiffers => Kv != Compute;
+
+    /// <summary>The ONNX element type of <see cref="Kv"/>.</summary>
+    public int KvElement => Element(Kv);
+
+    /// <summary>The ONNX element type of <paramref name="type"/>.</summary>
+    public static int Element(ComputeType type) => type == ComputeType.Float16
         ? (int)TensorProto.Types.DataType.Float16
         : (int)TensorProto.Types.DataType.Float;
 
@@ -54,12 +68,15 @@ internal sealed class OnnxGraph
     public void Output(string name, int elementType, params object[] dims) => _graph.Output.Add(ValueInfo(name, elementType, dims));
 
     /// <summary>Adds a float initializer converted to the compute type, its data appended to the weight file.</summary>
-    public string Weight(string name, ReadOnlySpan<float> data, params long[] dims)
+    public string Weight(string name, ReadOnlySpan<float> data, params long[] dims) => Weight(name, data, Compute, dims);
+
+    /// <summary>Adds a float initializer converted to <paramref name="type"/>, its data appended to the weight file.</summary>
+    public string Weight(string name, ReadOnlySpan<float> data, ComputeType type, params long[] dims)
     {
-        var t = new TensorProto { Name = name, DataType = ComputeElement };
+        var t = new TensorProto { Name = name, DataType = Element(type) };
         t.Dims.AddRange(dims);
         Half[]? half = null;
-        if (Compute == ComputeType.Float16)
+        if (type == ComputeType.Float16)
         {
             half = new Half[data.Length];
             for (int i = 0; i < data.Length; i++) half[i] = (Half)data[i];

@@ -63,15 +63,18 @@ public static partial class StageGraphBuilder
     /// <param name="compute">Element type of weights, activations and KV.</param>
     /// <param name="directory">Where to write the two files (created if missing).</param>
     /// <param name="quantizedAccuracyLevel">MatMulNBits' accuracy_level for quantized weights (0 to 4).</param>
+    /// <param name="kv">Element type of the KV cache, default <paramref name="compute"/>. An fp16 cache under fp32
+    /// compute halves the KV memory: each layer casts the new tokens' q/k/v to fp16, attends in fp16 against the
+    /// cache, and casts the result back.</param>
     public static string Write(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext, ComputeType compute, string directory,
-        int quantizedAccuracyLevel = DefaultQuantizedAccuracyLevel)
+        int quantizedAccuracyLevel = DefaultQuantizedAccuracyLevel, ComputeType? kv = null)
     {
         Directory.CreateDirectory(directory);
         const string weightsFile = "stage.weights";
         string modelPath = Path.Combine(directory, "stage.onnx");
         using (var data = new FileStream(Path.Combine(directory, weightsFile), FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
         {
-            var g = new OnnxGraph(compute, data, weightsFile) { QuantizedAccuracyLevel = quantizedAccuracyLevel };
+            var g = new OnnxGraph(compute, data, weightsFile) { QuantizedAccuracyLevel = quantizedAccuracyLevel, Kv = kv ?? compute };
             Build(g, config, tensors, stage, maxContext);
             using var model = new FileStream(modelPath, FileMode.Create, FileAccess.Write);
             g.WriteTo(model);
@@ -111,10 +114,10 @@ public static partial class StageGraphBuilder
         string? pendingMlp = null; // output of the previous layer's MLP, not yet added to the residual
         for (int layer = stage.FirstLayer; layer < stage.EndLayer; layer++)
         {
-            g.Input(PastKey(layer), el, "batch", nkv, "max_seq", d);
-            g.Input(PastValue(layer), el, "batch", nkv, "max_seq", d);
-            g.Output(PresentKey(layer), el, "batch", nkv, "max_seq", d);
-            g.Output(PresentValue(layer), el, "batch", nkv, "max_seq", d);
+            g.Input(PastKey(layer), g.KvElement, "batch", nkv, "max_seq", d);
+            g.Input(PastValue(layer), g.KvElement, "batch", nkv, "max_seq", d);
+            g.Output(PresentKey(layer), g.KvElement, "batch", nkv, "max_seq", d);
+            g.Output(PresentValue(layer), g.KvElement, "batch", nkv, "max_seq", d);
             (x, pendingMlp) = AddLayer(g, w, config, layer, x, pendingMlp);
         }
 
@@ -181,11 +184,20 @@ public static partial class StageGraphBuilder
             qkvOut = p + "qkv_biased";
         }
 
+        string attention = p + "attn";
+        if (g.KvDiffers)
+        {
+            // Attention runs in the cache's type: only the new tokens' q/k/v and the result are cast.
+            g.Node("Cast", [qkvOut], [p + "qkv_kv"], "", ("to", (long)g.KvElement));
+            qkvOut = p + "qkv_kv";
+            attention = p + "attn_kv";
+        }
         g.Node("GroupQueryAttention",
             [qkvOut, "", "", PastKey(i), PastValue(i), SeqLensK, TotalSequenceLength, "cos_cache", "sin_cache"],
-            [p + "attn", PresentKey(i), PresentValue(i)], "com.microsoft",
+            [attention, PresentKey(i), PresentValue(i)], "com.microsoft",
             ("num_heads", (long)c.NumHeads), ("kv_num_heads", (long)c.NumKvHeads),
             ("do_rotary", 1L), ("rotary_interleaved", 0L), ("scale", (float)(1.0 / Math.Sqrt(c.HeadDim))));
+        if (g.KvDiffers) g.Node("Cast", [attention], [p + "attn"], "", ("to", (long)g.ComputeElement));
 
         if (w.ReadQuantized(LlamaTensors.Attn(i, 'o'), h, c.NumHeads * c.HeadDim) is { } oQuantized)
         {
@@ -257,7 +269,7 @@ public static partial class StageGraphBuilder
                 sin[pos * half + i] = (float)Math.Sin(angle);
             }
         }
-        g.Weight("cos_cache", cos, maxContext, half);
-        g.Weight("sin_cache", sin, maxContext, half);
+        g.Weight("cos_cache", cos, g.Kv, maxContext, half); // attention's inputs, in its type
+        g.Weight("sin_cache", sin, g.Kv, maxContext, half);
     }
 }

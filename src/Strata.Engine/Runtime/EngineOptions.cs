@@ -21,6 +21,11 @@ public sealed record EngineOptions
     /// runs (ONNX Runtime has CPU fp16 kernels for these ops) but slowly: it exists to check the CUDA graph here.</summary>
     public Graph.ComputeType? Precision { get; init; }
 
+    /// <summary>Element type of the KV cache; null = <see cref="Precision"/>'s. fp16 under fp32 compute halves the KV
+    /// memory (twice the sessions in the same budget): attention runs in fp16 against the cache, the new tokens'
+    /// q/k/v cast to it and the result cast back; every other op stays fp32.</summary>
+    public Graph.ComputeType? KvPrecision { get; init; }
+
     /// <summary>
     /// MatMulNBits' <c>accuracy_level</c> for weights a package stores quantized: 4 (default) quantizes activations to
     /// int8 per block and runs integer dot products, 0 computes in the activations' type against weights dequantized

@@ -21,13 +21,14 @@ public sealed partial class StageRuntime : IDisposable
     private readonly string[] _outputNames;
     private readonly RunOptions _runOptions = new();
 
-    private StageRuntime(LlamaConfig config, StageSpec stage, InferenceSession session, ComputeType compute,
+    private StageRuntime(LlamaConfig config, StageSpec stage, InferenceSession session, ComputeType compute, ComputeType kv,
         DeviceSpec device, int maxContext, ILogger logger)
     {
         Config = config;
         Stage = stage;
         _session = session;
         Compute = compute;
+        Kv = kv;
         Device = device;
         MaxContext = maxContext;
         _logger = logger;
@@ -44,8 +45,10 @@ public sealed partial class StageRuntime : IDisposable
     public LlamaConfig Config { get; }
     /// <summary>The layer range served.</summary>
     public StageSpec Stage { get; }
-    /// <summary>Element type of activations and KV.</summary>
+    /// <summary>Element type of weights and activations.</summary>
     public ComputeType Compute { get; }
+    /// <summary>Element type of the KV cache (and of attention).</summary>
+    public ComputeType Kv { get; }
     /// <summary>The device actually used (CPU after a CUDA fallback).</summary>
     public DeviceSpec Device { get; }
     /// <summary>Positions per KV slot.</summary>
@@ -68,9 +71,10 @@ public sealed partial class StageRuntime : IDisposable
                 cudaOptions = NewSessionOptions();
                 cudaOptions.AppendExecutionProvider_CUDA(options.Device.Index);
                 var compute = options.Precision ?? ComputeType.Float16;
-                var session = CreateSession(config, tensors, stage, maxContext, compute, options.QuantizedAccuracyLevel, cudaOptions);
-                LogStageGraph(logger, stage.ToString(), options.Device.ToString(), compute.ToString(), StageGraphBuilder.DescribeProjections(config, tensors, stage, options.QuantizedAccuracyLevel));
-                return new StageRuntime(config, stage, session, compute, options.Device, maxContext, logger);
+                var kv = options.KvPrecision ?? compute;
+                var session = CreateSession(config, tensors, stage, maxContext, compute, kv, options.QuantizedAccuracyLevel, cudaOptions);
+                LogStageGraph(logger, stage.ToString(), options.Device.ToString(), Describe(compute, kv), StageGraphBuilder.DescribeProjections(config, tensors, stage, options.QuantizedAccuracyLevel));
+                return new StageRuntime(config, stage, session, compute, kv, options.Device, maxContext, logger);
             }
             catch (OnnxRuntimeException e)
             {
@@ -84,21 +88,24 @@ public sealed partial class StageRuntime : IDisposable
 
         using var cpuOptions = NewSessionOptions();
         var cpuCompute = options.Device.IsCuda ? ComputeType.Float32 : options.Precision ?? ComputeType.Float32;
-        var cpuSession = CreateSession(config, tensors, stage, maxContext, cpuCompute, options.QuantizedAccuracyLevel, cpuOptions);
-        LogStageGraph(logger, stage.ToString(), DeviceSpec.Cpu.ToString(), cpuCompute.ToString(), StageGraphBuilder.DescribeProjections(config, tensors, stage, options.QuantizedAccuracyLevel));
-        return new StageRuntime(config, stage, cpuSession, cpuCompute, DeviceSpec.Cpu, maxContext, logger);
+        var cpuKv = options.KvPrecision ?? cpuCompute;
+        var cpuSession = CreateSession(config, tensors, stage, maxContext, cpuCompute, cpuKv, options.QuantizedAccuracyLevel, cpuOptions);
+        LogStageGraph(logger, stage.ToString(), DeviceSpec.Cpu.ToString(), Describe(cpuCompute, cpuKv), StageGraphBuilder.DescribeProjections(config, tensors, stage, options.QuantizedAccuracyLevel));
+        return new StageRuntime(config, stage, cpuSession, cpuCompute, cpuKv, DeviceSpec.Cpu, maxContext, logger);
     }
+
+    private static string Describe(ComputeType compute, ComputeType kv) => kv == compute ? compute.ToString() : $"{compute}, KV {kv}";
 
     /// <summary>Writes the stage graph with its weights as external data into a scratch folder under the temporary
     /// directory ($TMPDIR), creates the session from it and deletes the folder: ONNX Runtime has its own copy then.
     /// The folder needs about the stage's weight size of disk while loading.</summary>
     private static InferenceSession CreateSession(LlamaConfig config, ITensorSource tensors, StageSpec stage, int maxContext,
-        ComputeType compute, int accuracyLevel, SessionOptions options)
+        ComputeType compute, ComputeType kv, int accuracyLevel, SessionOptions options)
     {
         string scratch = Path.Combine(Path.GetTempPath(), $"strata-stage-{Environment.ProcessId}-{Guid.NewGuid():N}");
         try
         {
-            string model = StageGraphBuilder.Write(config, tensors, stage, maxContext, compute, scratch, accuracyLevel);
+            string model = StageGraphBuilder.Write(config, tensors, stage, maxContext, compute, scratch, accuracyLevel, kv);
             return new InferenceSession(model, options);
         }
         finally
@@ -119,13 +126,13 @@ public sealed partial class StageRuntime : IDisposable
     public KvPool CreateKvPool(int slots)
     {
         if (slots < 1) throw new ArgumentOutOfRangeException(nameof(slots), "a KV pool needs at least one slot");
-        var (element, size) = Compute == ComputeType.Float16 ? (TensorElementType.Float16, 2) : (TensorElementType.Float, 4);
+        var (element, size) = Kv == ComputeType.Float16 ? (TensorElementType.Float16, 2) : (TensorElementType.Float, 4);
         KvMemory memory = Device.IsCuda ? new CudaKvMemory(_session, Device.Index, element) : new HostKvMemory();
         return new KvPool(memory, Stage.LayerCount, slots, Config.NumKvHeads, MaxContext, StageGraphBuilder.AttentionHeadDim(Config), element, size);
     }
 
     /// <summary>KV bytes one sequence position costs in this stage.</summary>
-    public long KvBytesPerPosition => (long)Config.NumKvHeads * StageGraphBuilder.AttentionHeadDim(Config) * Activations.ElementSize(Compute) * Stage.LayerCount * 2;
+    public long KvBytesPerPosition => (long)Config.NumKvHeads * StageGraphBuilder.AttentionHeadDim(Config) * Activations.ElementSize(Kv) * Stage.LayerCount * 2;
 
     /// <summary>Runs one step.</summary>
     /// <param name="pool">This stage's KV pool.</param>

@@ -134,7 +134,16 @@ public sealed partial class StageHost : IDisposable
         var worker = _workers.GetOrAdd(key, k =>
         {
             var w = new StageWorker(k, config, _loggers.CreateLogger("Strata.Stage"));
-            var engine = new EngineOptions { Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext, Precision = Precision };
+            var engine = new EngineOptions
+            {
+                Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext, Precision = Precision,
+                KvPrecision = config.KvDtype switch
+                {
+                    "fp16" => Engine.Graph.ComputeType.Float16,
+                    "fp32" => Engine.Graph.ComputeType.Float32,
+                    _ => null, // the stage's own precision (the model grain accepts nothing else)
+                },
+            };
             var batching = new BatcherOptions
             {
                 MaxBatch = _options.MaxBatch,

@@ -114,7 +114,7 @@ public sealed class QuantizedEngineTests(ITestOutputHelper output) : IDisposable
             Messages.Add(formatter(state, exception));
     }
 
-    private const string Story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+    internal const string Story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
         + "One day, she saw a big dog. The dog was very friendly and wanted to play with Lily. They played all day and had lots of fun. "
         + "At the end of the day, Lily went home and told her mom about the dog. Her mom smiled and said, \"You are a good friend.\"";
 
