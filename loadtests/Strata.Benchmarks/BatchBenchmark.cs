@@ -17,16 +17,11 @@ internal static class BatchBenchmark
     public static int Run(string[] argv)
     {
         var a = new Args(argv);
-        string model = a.Get("--model") ?? throw new ArgumentException("--model is required");
-        int[] batches = a.Ints("--batches", [1, 16]);
-        int threads = a.Int("--threads", 1);
-        int steps = a.Int("--steps", 16);
-        int promptTokens = a.Int("--prompt-tokens", 16);
-        int rounds = a.Int("--rounds", 5);
+        var (model, batches, threads, steps, promptTokens, rounds) = BatchRunArgs.Parse(a, promptTokens: 16);
 
         using var loaded = ModelLoader.Open(model);
         var c = loaded.Config;
-        int maxContext = promptTokens + steps * (rounds + 1) + 8;
+        int maxContext = BatchRunArgs.MaxContext(promptTokens, steps, rounds);
         var spec = new StageSpec(0, c.NumLayers, c.NumLayers);
         using var runtime = StageRuntime.Load(c, loaded.Tensors, spec, new EngineOptions { IntraOpThreads = threads, MaxContext = maxContext });
         int widest = batches.Max();
@@ -50,6 +45,17 @@ internal static class BatchBenchmark
             File.WriteAllText(path, JsonSerializer.Serialize(new { model = loaded.Description, threads, steps, rounds, results },
                 new JsonSerializerOptions { WriteIndented = true }));
         return 0;
+    }
+
+    /// <summary>The flags of the batch-decode benchmarks: model, batch sizes, threads, decode steps, prompt tokens, rounds.</summary>
+    internal sealed record BatchRunArgs(string Model, int[] Batches, int Threads, int Steps, int PromptTokens, int Rounds)
+    {
+        public static BatchRunArgs Parse(Args a, int promptTokens) => new(
+            a.Get("--model") ?? throw new ArgumentException("--model is required"), a.Ints("--batches", [1, 16]), a.Int("--threads", 1),
+            a.Int("--steps", 16), a.Int("--prompt-tokens", promptTokens), a.Int("--rounds", 5));
+
+        /// <summary>KV positions a run needs: the prompt and every round's steps (the warm-up included).</summary>
+        public static int MaxContext(int promptTokens, int steps, int rounds) => promptTokens + steps * (rounds + 1) + 8;
     }
 
     /// <summary>Prefills <paramref name="rows"/> sequences (slots 0..rows-1), then times <paramref name="steps"/>

@@ -6,6 +6,7 @@ return args.FirstOrDefault() switch
     "bandwidth" => BandwidthBenchmark.Run(args[1..]),
     "cluster" => ClusterBenchmark.Run(args[1..]),
     "batch" => BatchBenchmark.Run(args[1..]),
+    "kv" => KvBenchmark.Run(args[1..]),
     "overhead" => OverheadBenchmark.Run(args[1..]),
     "hops" => HopBenchmark.Run(args[1..]),
     "llama-peer" => LlamaPeerBenchmark.Run(args[1..]),
@@ -21,6 +22,7 @@ static int Usage()
         usage:
           Strata.Benchmarks decode --model DIR [--stages 1,4] [--threads N] [--tokens N] [--prompt-tokens N] [--rounds N] [--json PATH]
           Strata.Benchmarks batch --model DIR [--batches 1,16] [--threads N] [--steps N] [--prompt-tokens N] [--rounds N] [--json PATH]
+          Strata.Benchmarks kv --model DIR [--batches 1,16] [--threads N] [--steps N] [--prompt-tokens N] [--rounds N] [--context N] [--budget-gb G] [--json PATH]
           Strata.Benchmarks quant --model HF-DIR [--batches 1,16] [--threads N] [--block 32] [--accuracy-level 4] [--steps N] [--rounds N] [--work DIR] [--json PATH]
           Strata.Benchmarks load-memory --package DIR [--threads N] [--max-context N] [--accuracy-level N]
           Strata.Benchmarks bandwidth [--threads N] [--mib N]
