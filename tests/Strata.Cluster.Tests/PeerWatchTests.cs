@@ -17,12 +17,16 @@ public sealed class PeerWatchTests : IDisposable
 {
     private readonly TcpListener _self = Listen();
     private readonly TcpListener _alive = Listen();
-    private readonly SiloAddress _gone = SiloAddress.New(new IPEndPoint(IPAddress.Loopback, ClosedPort()), 3);
+    private readonly List<Socket> _closed = [];
+    private readonly SiloAddress _gone;
+
+    public PeerWatchTests() => _gone = SiloAddress.New(new IPEndPoint(IPAddress.Loopback, ClosedPort()), 3);
 
     public void Dispose()
     {
         _self.Stop();
         _alive.Stop();
+        foreach (var s in _closed) s.Dispose();
     }
 
     private static TcpListener Listen()
@@ -32,13 +36,14 @@ public sealed class PeerWatchTests : IDisposable
         return listener;
     }
 
-    /// <summary>A loopback port nothing listens on (it was bound a moment ago and released).</summary>
-    private static int ClosedPort()
+    /// <summary>A loopback port nothing listens on: bound by a socket that does not listen, so connections to it are
+    /// refused and no other process (tests run in parallel) can take it while the test runs.</summary>
+    private int ClosedPort()
     {
-        var listener = Listen();
-        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _closed.Add(socket);
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 
     private static SiloAddress At(TcpListener listener, int generation) =>
