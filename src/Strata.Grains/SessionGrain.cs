@@ -163,17 +163,83 @@ internal sealed partial class SessionGrain(
     {
         if (!_busy || _route is not { } route || !route.ShardKeys.Any(leaving.Contains)) return Task.FromResult(false);
         _leaving = leaving.ToHashSet(StringComparer.Ordinal);
+        // The positions cached so far never change: they are copied to the replacements while the turn decodes on.
+        if (options.Value.CopyKvOnMove && _holdsKv && _cached > 0 && _preparing is null)
+            _preparing = PrepareMove(route, _leaving, TurnEpoch + 1, _cached);
         return Task.FromResult(true);
+    }
+
+    /// <summary>A drain's move made ready while the turn ran on: <see cref="To"/> is the deployment's route without the
+    /// leaving shards, and each of its shards that <see cref="From"/> did not have holds the first
+    /// <see cref="Positions"/> positions under the turn epoch <see cref="Epoch"/>.</summary>
+    private sealed record PreparedMove(Route From, Route To, long Epoch, int Positions)
+    {
+        public IEnumerable<string> NewShards => To.ShardKeys.Where((k, i) => i >= From.ShardKeys.Count || From.ShardKeys[i] != k);
+    }
+
+    /// <summary>The move being made ready (<see cref="PrepareMove"/>), taken by the decode loop once it is.</summary>
+    private Task<PreparedMove?>? _preparing;
+
+    /// <summary>
+    /// Makes a drain's move ready without stopping the turn (make before break): takes the route without the leaving
+    /// shards, reserves the replacement shards under the epoch the move will switch to, and copies them the first
+    /// <paramref name="positions"/> positions, which the turn's later steps do not touch. The decode loop switches
+    /// once this is done, and its next step computes only the positions cached since (a step of a few tokens), so the
+    /// stream pauses for about one step instead of for the whole copy. Null when the move cannot be made this way
+    /// (the route keeps a leaving shard, a copy failed): the loop then moves as before, copying or replaying.
+    /// </summary>
+    private async Task<PreparedMove?> PrepareMove(Route from, HashSet<string> leaving, long epoch, int positions)
+    {
+        PreparedMove? prepared = null;
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var next = await grains.GetGrain<IModelGrain>(from.Model).GetRoute(from.ShardKeys);
+            if (next.ShardKeys.Any(leaving.Contains) || next.ShardKeys.Count != from.ShardKeys.Count) return null;
+            prepared = new PreparedMove(from, next, epoch, positions);
+            foreach (var key in prepared.NewShards)
+                await grains.GetGrain<IShardGrain>(key).Reserve(Id, epoch);
+            await CopyKvRange(from, next, epoch, 0, positions, CancellationToken.None);
+            LogKvPrepared(logger, Id, positions, clock.Elapsed.TotalMilliseconds);
+            return prepared;
+        }
+        catch (Exception e) when (e is StrataException or TimeoutException or OrleansException)
+        {
+            LogKvCopyFailed(logger, Id, Describe(e));
+            if (prepared is not null) AbandonPrepared(prepared);
+            return null;
+        }
+    }
+
+    /// <summary>Gives back the slots a prepared move took that the session's route does not use.</summary>
+    private void AbandonPrepared(PreparedMove prepared)
+    {
+        var keep = _route?.ShardKeys.ToHashSet(StringComparer.Ordinal) ?? [];
+        _ = Task.WhenAll(prepared.NewShards.Where(k => !keep.Contains(k))
+            .Select(k => Quietly(() => grains.GetGrain<IShardGrain>(k).Release(Id, prepared.Epoch))));
     }
 
     /// <summary>
     /// A planned move (a drain): takes the deployment's route for this session, which no longer has the shards
     /// leaving, reserves on it under a new turn epoch and replays the history there, while the slots on the shards
     /// it leaves are kept until that replay has returned a token (<see cref="_releaseAfterStep"/>). When the route
-    /// still holds them (the deployment has not dropped them) the session stays.
+    /// still holds them (the deployment has not dropped them) the session stays. With a move made ready while the
+    /// turn ran (<paramref name="prepared"/>) the replacements already hold the start of the cache and only the rest
+    /// is computed.
     /// </summary>
-    private async Task<Route> Relocate(Route current, HashSet<string> leaving, CancellationToken cancellation)
+    private async Task<Route> Relocate(Route current, HashSet<string> leaving, PreparedMove? prepared, CancellationToken cancellation)
     {
+        if (prepared is { } p && ReferenceEquals(p.From, current) && p.Epoch == TurnEpoch + 1 && _holdsKv && _cached >= p.Positions)
+        {
+            LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", p.To.ShardKeys));
+            _releaseAfterStep = [.. _releaseAfterStep ?? [], .. current.ShardKeys.Except(p.To.ShardKeys)];
+            SwitchTo(p.To); // the epoch the replacements were reserved under
+            var moved = await ReserveOrFailover(p.To, cancellation);
+            // Stages both routes share hold more; the next step rewrites their tail with the same values.
+            if (ReferenceEquals(moved, p.To)) _cached = p.Positions;
+            return moved;
+        }
+        if (prepared is not null) AbandonPrepared(prepared);
         var next = await WithRetries(() => grains.GetGrain<IModelGrain>(current.Model).GetRoute(current.ShardKeys), cancellation);
         if (next.ShardKeys.Any(leaving.Contains)) return current;
         LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", next.ShardKeys));
@@ -198,18 +264,7 @@ internal sealed partial class SessionGrain(
         var clock = Stopwatch.StartNew();
         try
         {
-            await Task.WhenAll(to.ShardKeys.Select(async (key, stage) =>
-            {
-                if (stage >= from.ShardKeys.Count || from.ShardKeys[stage] == key) return;
-                var source = grains.GetGrain<IShardGrain>(from.ShardKeys[stage]);
-                var target = grains.GetGrain<IShardGrain>(key);
-                for (int at = 0; at < positions;)
-                {
-                    cancellation.ThrowIfCancellationRequested();
-                    var chunk = await source.ExportKv(Id, at, positions - at);
-                    at = await target.ImportKv(Id, TurnEpoch, at, chunk);
-                }
-            }));
+            await CopyKvRange(from, to, TurnEpoch, 0, positions, cancellation);
             LogKvCopied(logger, Id, positions, clock.Elapsed.TotalMilliseconds);
             return positions;
         }
@@ -220,8 +275,28 @@ internal sealed partial class SessionGrain(
         }
     }
 
+    /// <summary>Copies positions [<paramref name="start"/>, <paramref name="end"/>) from each shard of
+    /// <paramref name="from"/> that <paramref name="to"/> replaces to its replacement, reserved under
+    /// <paramref name="epoch"/>.</summary>
+    private Task CopyKvRange(Route from, Route to, long epoch, int start, int end, CancellationToken cancellation) =>
+        Task.WhenAll(to.ShardKeys.Select(async (key, stage) =>
+        {
+            if (stage >= from.ShardKeys.Count || from.ShardKeys[stage] == key) return;
+            var source = grains.GetGrain<IShardGrain>(from.ShardKeys[stage]);
+            var target = grains.GetGrain<IShardGrain>(key);
+            for (int at = start; at < end;)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                var chunk = await source.ExportKv(Id, at, end - at);
+                at = await target.ImportKv(Id, epoch, at, chunk);
+            }
+        }));
+
     [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: moved its KV ({Positions} positions) in {Milliseconds:F1} ms instead of replaying")]
     private static partial void LogKvCopied(ILogger logger, string session, int positions, double milliseconds);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: copied its KV ({Positions} positions) to the replacements in {Milliseconds:F1} ms while it decoded on")]
+    private static partial void LogKvPrepared(ILogger logger, string session, int positions, double milliseconds);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "session {Session}: copying its KV failed ({Error}); replaying its history instead")]
     private static partial void LogKvCopyFailed(ILogger logger, string session, string error);
@@ -250,6 +325,12 @@ internal sealed partial class SessionGrain(
         {
             _lastActive = DateTime.UtcNow;
             _leaving = null;
+            if (_preparing is { } preparing)
+            {
+                // The turn ended before the move was taken: what it reserved is given back (the next turn gets its route anew).
+                _preparing = null;
+                _ = preparing.ContinueWith(t => { if (t.IsCompletedSuccessfully && t.Result is { } p) AbandonPrepared(p); }, TaskScheduler.Current);
+            }
             ReleaseMovedFrom();
             if (!turn.Completed)
             {
@@ -375,10 +456,14 @@ internal sealed partial class SessionGrain(
         while (true)
         {
             cancellation.ThrowIfCancellationRequested();
-            if (_leaving is { } leaving)
+            // A drain's move: once the replacements hold the cache so far (or at once, without a copy being made).
+            if (_leaving is { } leaving && _preparing is not { IsCompleted: false })
             {
                 _leaving = null;
-                if (route.ShardKeys.Any(leaving.Contains)) route = await Relocate(route, leaving, cancellation);
+                var prepared = _preparing is { } ready ? await ready : null;
+                _preparing = null;
+                if (route.ShardKeys.Any(leaving.Contains)) route = await Relocate(route, leaving, prepared, cancellation);
+                else if (prepared is not null) AbandonPrepared(prepared);
             }
             // A long prompt goes in steps of at most PrefillChunk tokens (activation messages stay small); all but
             // the last only fill the caches. Over several stages they go out together (PipelinedPrompt).
