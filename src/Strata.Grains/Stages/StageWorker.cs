@@ -90,7 +90,8 @@ internal sealed class StageWorker : IDisposable
         using var model = ModelLoader.Open(packagePath);
         var spec = new StageSpec(c.FirstLayer, c.EndLayer, c.TotalLayers);
         using var tensors = model.OpenTensors(c.FirstLayer, c.EndLayer, spec.IsFirst, spec.IsLast);
-        var runtime = StageRuntime.Load(model.Config, tensors, spec, engine with { MaxContext = c.MaxContext }, _logger);
+        OrtEnvironment.Initialize(engine.IntraOpThreads); // its threads serve every stage: never started at low priority
+        var runtime = LowPriority.Run(() => StageRuntime.Load(model.Config, tensors, spec, engine with { MaxContext = c.MaxContext }, _logger));
         StageBatcher? batcher = null;
         KvPool? pool = null;
         try
