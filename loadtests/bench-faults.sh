@@ -147,4 +147,21 @@ if drain:
     print(f"drain: {end - start:.0f} ms; streams running meanwhile: {len(gaps)}; failed requests: {drain['failed']}")
     if gaps: print(f"largest gap during the drain: {max(gaps):.0f} ms = {max(gaps) / step:.1f} decode steps (ITL p50 {step:.1f} ms)")
     if before: print(f"largest gap in as long a window just before it (no drain): {max(before):.0f} ms = {max(before) / step:.1f} decode steps")
+    # The moves themselves: each moved session's gap across the moment it switched routes (silo log, local time of
+    # day, milliseconds), apart from the drain's other work (loading the replacement beside the load).
+    import datetime, glob, re
+    moves = {}
+    for log in glob.glob(f"{out}/d*.log"):
+        for line in open(log, errors="replace"):
+            m = re.match(r"(\d\d):(\d\d):(\d\d)\.(\d{3}) .*session load-[0-9a-f]+-(\d+): moving off a leaving shard", line)
+            if m: moves[int(m.group(5))] = (int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))) * 1000 + int(m.group(4))
+    def day_ms(unix_ms):
+        t = datetime.datetime.fromtimestamp(unix_ms / 1000)
+        return (t.hour * 3600 + t.minute * 60 + t.second) * 1000 + t.microsecond // 1000
+    across = []
+    for i, at in moves.items():
+        c = drain["requests"][i]["chunk_unix_ms"]
+        g = [b - a for a, b in zip(c, c[1:]) if day_ms(a) <= at <= day_ms(b)]
+        if g: across.append(max(g))
+    if across: print(f"moves: {len(moves)} sessions; largest gap across a move: {max(across):.0f} ms = {max(across) / step:.1f} decode steps (p50 {pct(across, 50):.0f} ms)")
 EOF
