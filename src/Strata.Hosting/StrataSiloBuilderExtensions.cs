@@ -30,22 +30,14 @@ public static class StrataSiloBuilderExtensions
         silo.Services.AddSingleton<TokenizerCache>();
         silo.Services.AddSingleton<StepDeadlines>();
         silo.Services.AddSingleton<Grains.Control.PeerWatch>();
-        // Every outbound silo connection that ends has its peer checked at once: a killed process resets them all.
-        silo.Configure<SiloConnectionOptions>(o => o.ConfigureSiloOutboundConnection(b =>
+        // Every silo connection that ends has its peer checked at once: a killed process resets them all. An outbound
+        // one names the peer's silo endpoint; an inbound one only an ephemeral port (this silo may never have called
+        // the peer), so it checks every peer (coalesced: at most one sweep every 250 ms).
+        silo.Configure<SiloConnectionOptions>(o =>
         {
-            var watch = b.ApplicationServices.GetRequiredService<Grains.Control.PeerWatch>();
-            b.Use(next => async context =>
-            {
-                try
-                {
-                    await next(context);
-                }
-                finally
-                {
-                    _ = watch.ConnectionLost(context.RemoteEndPoint);
-                }
-            });
-        }));
+            o.ConfigureSiloOutboundConnection(b => OnConnectionEnd(b, (watch, context) => watch.ConnectionLost(context.RemoteEndPoint)));
+            o.ConfigureSiloInboundConnection(b => OnConnectionEnd(b, (watch, _) => watch.Sweep()));
+        });
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, Grains.Control.DrainOnShutdown>();
         if (options.DrainOnShutdown)
             silo.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(20));
@@ -70,6 +62,25 @@ public static class StrataSiloBuilderExtensions
         // that died should fail in seconds, not Orleans' default 30 s: calls that may run long carry their own.
         silo.Configure<SiloMessagingOptions>(m => m.ResponseTimeout = options.CallTimeout);
         return silo;
+    }
+
+    /// <summary>Runs <paramref name="check"/> (without waiting for it) when a connection built by
+    /// <paramref name="builder"/> ends, however it ends.</summary>
+    private static void OnConnectionEnd(Microsoft.AspNetCore.Connections.IConnectionBuilder builder,
+        Func<Grains.Control.PeerWatch, Microsoft.AspNetCore.Connections.ConnectionContext, Task> check)
+    {
+        var watch = builder.ApplicationServices.GetRequiredService<Grains.Control.PeerWatch>();
+        builder.Use(next => async context =>
+        {
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                _ = check(watch, context);
+            }
+        });
     }
 }
 
