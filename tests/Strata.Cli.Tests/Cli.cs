@@ -46,7 +46,7 @@ internal sealed class TempDir : IDisposable
 /// <summary>Finds models/stories260K (it ships in the repository) by walking up from the test binaries; throws when absent.</summary>
 internal static class SharedModels
 {
-    public static string? Stories260K
+    public static string Stories260K
     {
         get
         {

@@ -6,7 +6,7 @@ public sealed class GgufCommandTests
     [Fact]
     public void An_exported_F32_file_imports_and_generates_as_the_folder_does()
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         using var tmp = new TempDir();
         var x = Cli.Run("export-gguf", model, "--out", tmp["s.gguf"], "--type", "f32");
         Assert.True(x.ExitCode == 0, x.Err);
@@ -27,7 +27,7 @@ public sealed class GgufCommandTests
     [Fact]
     public void A_Q8_0_file_imports_as_int8_and_refuses_another_quant()
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         using var tmp = new TempDir();
         Assert.Equal(0, Cli.Run("export-gguf", model, "--out", tmp["q8.gguf"], "--type", "q8_0").ExitCode);
         var i = Cli.Run("import", tmp["q8.gguf"], "--out", tmp["pkg"]);
@@ -43,7 +43,7 @@ public sealed class GgufCommandTests
     [Fact]
     public void Malformed_files_and_bad_flags_are_one_line_errors()
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         using var tmp = new TempDir();
         Assert.Equal(0, Cli.Run("export-gguf", model, "--out", tmp["s.gguf"], "--type", "f16").ExitCode);
         var bytes = File.ReadAllBytes(tmp["s.gguf"]);

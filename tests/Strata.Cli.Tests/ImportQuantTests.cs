@@ -6,7 +6,7 @@ public sealed class ImportQuantTests
     [Fact]
     public void Int4_import_with_eval_reports_accuracy_and_the_package_generates()
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         using var tmp = new TempDir();
         var r = Cli.Run("import", model, "--out", tmp["q4"], "--quant", "int4", "--block", "64", "--keep-fp", "0", "--eval");
         Assert.True(r.ExitCode == 0, r.Err);
@@ -28,7 +28,7 @@ public sealed class ImportQuantTests
     [Fact]
     public void A_tampered_quantized_package_is_refused_in_one_line()
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         using var tmp = new TempDir();
         Assert.Equal(0, Cli.Run("import", model, "--out", tmp["q8"], "--quant", "int8").ExitCode);
         string layer = Path.Combine(tmp["q8"], "layers", "layer-00003.safetensors");
@@ -48,7 +48,7 @@ public sealed class ImportQuantTests
     [InlineData(new[] { "--quant", "int8", "--keep-fp", "9" }, "layer 9")]
     public void Bad_quantization_flags_are_one_line_errors(string[] flags, string message)
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         using var tmp = new TempDir();
         Cli.AssertUserError(Cli.Run(["import", model, "--out", tmp["pkg"], .. flags]), message);
         Assert.False(Directory.Exists(tmp["pkg"]));

@@ -9,7 +9,7 @@ public sealed class QuantizedClusterTests(EmbeddedClusterFixture fx)
     [Fact]
     public async Task An_int4_package_deploys_over_two_silos_and_generates_like_locally()
     {
-        if (SharedModels.Stories260K is not string model) return;
+        string model = SharedModels.Stories260K;
         const string name = "stories-int4";
         (await ClusterCli.RunAsync(["import", model, "--out", Path.Combine(fx.Store, name), "--quant", "int4", "--force"])).Ok();
         var deploy = (await Run(["cluster", "deploy", "--model", name, "--stages", "2", "--max-context", "128"])).Ok();

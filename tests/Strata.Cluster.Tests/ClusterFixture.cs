@@ -17,10 +17,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     public const string Package = TinyModel.Package;
     public const string StoriesPackage = "stories260K";
 
-    /// <summary>Whether the real stories260K model (models/stories260K, shipped in the repository) was imported: always, or the fixture fails.</summary>
-    public bool HasStories { get; private set; }
-
-    private static string? FindStories260K()
+    /// <summary>The real stories260K model (models/stories260K, shipped in the repository); the fixture fails without it.</summary>
+    private static string FindStories260K()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -34,11 +32,7 @@ public sealed class ClusterFixture : IAsyncLifetime
     {
         Directory.CreateDirectory(Store);
         TinyModel.ImportInto(Store);
-        if (FindStories260K() is string stories)
-        {
-            ModelImporter.Import(stories, Path.Combine(Store, StoriesPackage));
-            HasStories = true;
-        }
+        ModelImporter.Import(FindStories260K(), Path.Combine(Store, StoriesPackage));
 
         var builder = new InProcessTestClusterBuilder(3);
         string store = Store;

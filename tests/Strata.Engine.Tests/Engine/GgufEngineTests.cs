@@ -28,7 +28,7 @@ public sealed class GgufEngineTests(ITestOutputHelper output) : IDisposable
 
     private string Source(string name, SyntheticOptions? synthetic)
     {
-        if (synthetic is null) return TestModels.Stories260K!;
+        if (synthetic is null) return TestModels.Stories260K;
         string src = Path.Combine(_dir, name + "-src");
         if (!Directory.Exists(src)) SyntheticCheckpoint.Write(synthetic, src);
         return src;
@@ -138,7 +138,7 @@ public sealed class GgufEngineTests(ITestOutputHelper output) : IDisposable
     [InlineData(GgmlType.Q4_0, 48, 1.2, 0.12)]
     public void Stories260K_quantized_files_follow_fp32(GgmlType type, int minAgreement, double maxPerplexityRatio, double maxKl)
     {
-        string dir = TestModels.Stories260K!;
+        string dir = TestModels.Stories260K;
         var tokenizer = TokenizerLoader.Load(dir);
         int[] prompt = tokenizer.Encode("Once upon a time");
         int[] text = tokenizer.Encode(Story);

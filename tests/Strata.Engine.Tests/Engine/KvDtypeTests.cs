@@ -20,7 +20,7 @@ public sealed class KvDtypeTests(ITestOutputHelper output)
     [Fact]
     public void An_fp16_kv_cache_halves_the_kv_bytes_and_keeps_fp32_compute()
     {
-        string dir = TestModels.Stories260K!;
+        string dir = TestModels.Stories260K;
         using var checkpoint = HfCheckpoint.Open(dir);
         var c = checkpoint.Config;
         var spec = new StageSpec(0, c.NumLayers, c.NumLayers);
@@ -42,7 +42,7 @@ public sealed class KvDtypeTests(ITestOutputHelper output)
     [Fact]
     public void Stories260K_with_an_fp16_kv_cache_follows_fp32_within_half_precision()
     {
-        string dir = TestModels.Stories260K!;
+        string dir = TestModels.Stories260K;
         using var checkpoint = HfCheckpoint.Open(dir);
         using var tokenizerFile = File.OpenRead(Path.Combine(dir, "tokenizer.model"));
         var tokenizer = LlamaTokenizer.Create(tokenizerFile);

@@ -5,7 +5,7 @@ using Strata.Models.Checkpoints;
 
 namespace Strata.Engine.Tests.Engine;
 
-/// <summary>The ONNX pipeline on the real stories260K checkpoint (returns early when shared/models is absent).</summary>
+/// <summary>The ONNX pipeline on the real stories260K checkpoint (models/stories260K, in the repository).</summary>
 public sealed class Stories260KEngineTests
 {
     private const string PublishedContinuation = ", there was a little girl named Lily. She loved to play outside in the park.";
@@ -13,7 +13,7 @@ public sealed class Stories260KEngineTests
     [Fact]
     public void Engine_matches_reference_for_1_2_and_per_layer_stages()
     {
-        if (TestModels.Stories260K is not string dir) return;
+        string dir = TestModels.Stories260K;
         using var checkpoint = HfCheckpoint.Open(dir);
         int[] prompt = [1, 403, 407, 261, 378, 430, 44, 400];
         EngineAgreement.AssertAgrees(checkpoint.Config, checkpoint.Tensors, prompt, newTokens: 16, 1, 2, checkpoint.Config.NumLayers);
@@ -24,7 +24,7 @@ public sealed class Stories260KEngineTests
     [InlineData(5)]
     public void Greedy_continuation_is_the_published_sample(int stages)
     {
-        if (TestModels.Stories260K is not string dir) return;
+        string dir = TestModels.Stories260K;
         using var checkpoint = HfCheckpoint.Open(dir);
         using var tokenizerFile = File.OpenRead(Path.Combine(dir, "tokenizer.model"));
         var tokenizer = LlamaTokenizer.Create(tokenizerFile);

@@ -5,16 +5,16 @@ using Strata.Models.Checkpoints;
 
 namespace Strata.Engine.Tests.Reference;
 
-/// <summary>The reference forward pass on the real stories260K checkpoint (skipped when shared/models is absent).</summary>
+/// <summary>The reference forward pass on the real stories260K checkpoint (models/stories260K, in the repository).</summary>
 public sealed class Stories260KReferenceTests
 {
     // llama2.c doc/stories260K.md, run.c at temperature 0 from "Once upon a time".
     private const string PublishedSample =
         "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
 
-    private static ReferenceModel? TryLoad()
+    private static ReferenceModel Load()
     {
-        if (TestModels.Stories260K is not string dir) return null;
+        string dir = TestModels.Stories260K;
         using var checkpoint = HfCheckpoint.Open(dir);
         return ReferenceModel.Load(checkpoint.Config, checkpoint.Tensors);
     }
@@ -22,7 +22,8 @@ public sealed class Stories260KReferenceTests
     [Fact]
     public void Greedy_decoding_reproduces_the_published_sample()
     {
-        if (TestModels.Stories260K is not string dir || TryLoad() is not ReferenceModel model) return;
+        string dir = TestModels.Stories260K;
+        var model = Load();
         using var tokenizerFile = File.OpenRead(Path.Combine(dir, "tokenizer.model"));
         var tokenizer = LlamaTokenizer.Create(tokenizerFile);
         var ids = tokenizer.EncodeToIds("Once upon a time").ToList();
@@ -45,7 +46,7 @@ public sealed class Stories260KReferenceTests
     [Fact]
     public void Incremental_decoding_matches_one_forward_over_the_sequence()
     {
-        if (TryLoad() is not ReferenceModel model) return;
+        var model = Load();
         int[] tokens = [1, 403, 407, 261, 378, 430, 44, 400, 285, 268, 315, 335];
         int vocab = model.Config.VocabSize;
 
@@ -69,7 +70,7 @@ public sealed class Stories260KReferenceTests
     [Fact]
     public void Running_layers_in_two_stages_equals_running_them_at_once()
     {
-        if (TryLoad() is not ReferenceModel model) return;
+        var model = Load();
         int[] prompt = [1, 403, 407, 261, 378], next = [430, 44];
         var whole = model.CreateSession(16);
         var first = model.CreateSession(16, 0, 2);
@@ -94,7 +95,7 @@ public sealed class Stories260KReferenceTests
     [Fact]
     public void Truncate_rolls_the_sequence_back()
     {
-        if (TryLoad() is not ReferenceModel model) return;
+        var model = Load();
         var session = model.CreateSession(16);
         float[] expected = session.Forward([1, 403, 407]);
         session.Forward([261, 378]);

@@ -5,8 +5,8 @@ namespace Strata.Engine.Tests.Reference;
 /// <summary>Finds the test models by walking up from the test binaries (models/stories260K ships in the repository).</summary>
 internal static class TestModels
 {
-    /// <summary>The stories260K folder, or null when this checkout has no shared models.</summary>
-    public static string? Stories260K => Find(Path.Combine("models", "stories260K")) ?? throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
+    /// <summary>The stories260K folder; throws when the checkout lacks it (no test passes without the model).</summary>
+    public static string Stories260K => Find(Path.Combine("models", "stories260K")) ?? throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
 
     /// <summary>
     /// The first <c>dir/relative</c> holding a config.json, walking up from the test binaries and then from

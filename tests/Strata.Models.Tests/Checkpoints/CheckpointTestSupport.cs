@@ -34,7 +34,7 @@ internal sealed class ScratchDir : IDisposable
 internal static class TestModels
 {
     /// <summary>The stories260K folder (models/stories260K in the repository); throws when the checkout lacks it.</summary>
-    public static string? Stories260K([CallerFilePath] string sourceFile = "") =>
+    public static string Stories260K([CallerFilePath] string sourceFile = "") =>
         FindUp(AppContext.BaseDirectory) ?? FindUp(System.IO.Path.GetDirectoryName(sourceFile)) ?? throw new InvalidOperationException("models/stories260K is missing from this checkout: the real-model tests need it (it ships in the repository)");
 
     private static string? FindUp(string? dir)

@@ -147,7 +147,7 @@ public sealed class GgufReaderTests
         string tokDir = dir.Sub("tok");
         Directory.CreateDirectory(tokDir);
         using (var gguf = GgufCheckpoint.Open(file)) GgufTokenizerFiles.Write(gguf.Metadata, gguf.Config, tokDir);
-        var original = TokenizerLoader.Load(TestModels.Stories260K()!);
+        var original = TokenizerLoader.Load(TestModels.Stories260K());
         var imported = TokenizerLoader.Load(tokDir);
         Assert.Equal(original.BosId, imported.BosId);
         // GGUF holds one EOS id (generation_config.json's extra stop id 1 has no key there).
@@ -157,7 +157,7 @@ public sealed class GgufReaderTests
             Assert.Equal(original.Encode(text), imported.Encode(text));
             Assert.Equal(text, imported.Decode(imported.Encode(text)));
         }
-        Assert.Equal(File.ReadAllText(Path.Combine(TestModels.Stories260K()!, "chat_template.jinja")),
+        Assert.Equal(File.ReadAllText(Path.Combine(TestModels.Stories260K(), "chat_template.jinja")),
             System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(tokDir, "tokenizer_config.json")))!["chat_template"]!.GetValue<string>());
     }
 

@@ -23,7 +23,7 @@ internal static class GgufFiles
     public static string Stories(ScratchDir dir, GgmlType type)
     {
         string file = dir.Sub($"stories260K-{type}.gguf");
-        GgufExporter.Export(TestModels.Stories260K()!, file, type);
+        GgufExporter.Export(TestModels.Stories260K(), file, type);
         return file;
     }
 

@@ -31,7 +31,7 @@ public sealed class Stories260KTokenizerTests
     [MemberData(nameof(Texts))]
     public void Encode_matches_sentencepiece_reference(string text)
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var reference = LlamaTokenizer.Create(File.OpenRead(Path.Combine(dir, "tokenizer.model")));
         var tokenizer = TokenizerLoader.Load(dir);
 
@@ -44,7 +44,7 @@ public sealed class Stories260KTokenizerTests
     [MemberData(nameof(Texts))]
     public void Decode_round_trips_and_streams(string text)
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
         int[] ids = tokenizer.Encode(text);
 
@@ -57,7 +57,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Empty_prompt_is_bos_alone()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
 
         Assert.Equal([1], tokenizer.Encode(""));
@@ -68,7 +68,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Readme_cases_have_the_documented_pieces()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
         string[] Pieces(string text) => tokenizer.Encode(text, addBos: false).Select(tokenizer.TokenText).ToArray();
 
@@ -83,7 +83,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Specials_and_stop_ids()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
 
         Assert.Equal(512, tokenizer.VocabSize);
@@ -97,7 +97,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Decode_strips_exactly_one_leading_space_and_skips_specials()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
         int[] once = tokenizer.Encode("Once", addBos: false);
         int space = Enumerable.Range(0, tokenizer.VocabSize).Single(id => tokenizer.TokenText(id) == "▁");
@@ -111,7 +111,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Special_token_text_in_a_prompt_is_one_token_as_in_hugging_face()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
 
         int[] ids = tokenizer.Encode("Hi</s>", addBos: false);
@@ -122,7 +122,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Tokenizer_model_alone_agrees_with_tokenizer_json()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         using var tmp = TestModels.NewTempDir();
         foreach (string name in new[] { "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "config.json", "generation_config.json" })
             File.Copy(Path.Combine(dir, name), Path.Combine(tmp.Path, name));
@@ -143,7 +143,7 @@ public sealed class Stories260KTokenizerTests
     [Fact]
     public void Long_prompt_encodes_quickly()
     {
-        if (TestModels.Stories260KOrNull() is not { } dir) return;
+        string dir = TestModels.Stories260K();
         var tokenizer = TokenizerLoader.Load(dir);
         string text = string.Concat(Enumerable.Repeat("Once upon a time, there was a little girl named Lily. ", 200));
         tokenizer.Encode(text); // warm-up (JIT)

@@ -10,7 +10,7 @@ internal static class TestModels
     /// it, so that no test passes without the model. Searched upward from the test binaries and, since an
     /// --artifacts-path build puts those outside the repo, from this source file too.
     /// </summary>
-    public static string? Stories260KOrNull([CallerFilePath] string sourceFile = "")
+    public static string Stories260K([CallerFilePath] string sourceFile = "")
     {
         foreach (string? start in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(sourceFile), Environment.CurrentDirectory })
         {
