@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Strata.Client;
+using Strata.Hosting;
 using Strata.Contracts;
 using Strata.Gateway;
 
@@ -33,10 +34,19 @@ internal static class GatewayCommand
         {
             Description = "Folder with ca.crt and admin.pfx: with --tls, the gateway signs the cluster control routes (/admin/v1, admin keys only) with it",
         };
+        var otlp = new Option<string?>("--otlp-endpoint")
+        {
+            Description = "Export traces over OTLP to this URL (off without it): each HTTP request is the root of a trace that the session and every stage continue",
+        };
+        var otlpProtocol = new Option<string>("--otlp-protocol") { Description = "grpc or http (HTTP/protobuf)", DefaultValueFactory = _ => "grpc" };
+        var traceSample = new Option<double>("--trace-sample")
+        {
+            Description = "Fraction of requests traced that arrive without a sampled traceparent", DefaultValueFactory = _ => 0.01,
+        };
         var cluster = new ClusterFlags();
         var cmd = new Command("gateway", "Serve the OpenAI API (/v1/completions, /v1/chat/completions, /v1/models) over the cluster.")
         {
-            urls, config, embedded, adminCert, KeyCommand(output),
+            urls, config, embedded, adminCert, otlp, otlpProtocol, traceSample, KeyCommand(output),
         };
         cluster.AddTo(cmd);
         cmd.TreatUnmatchedTokensAsErrors = false;
@@ -48,6 +58,11 @@ internal static class GatewayCommand
                     throw new CliUsageException($"unknown argument '{token}' (settings are given as --Gateway:NAME=VALUE)");
             var builder = GatewayApp.CreateBuilder(extra, parse.GetValue(config));
             builder.WebHost.UseUrls(parse.GetValue(urls)!);
+            // The HTTP request's span (ASP.NET Core's source, which also honours a caller's traceparent) is the root;
+            // the client library's strata.generate span and the silos' spans hang under it.
+            using var tracing = parse.GetValue(otlp) is string endpoint
+                ? Tracing(() => StrataTracingSetup.StartClient("strata-gateway", endpoint, parse.GetValue(traceSample), parse.GetValue(otlpProtocol)!, "Microsoft.AspNetCore"))
+                : null;
             string? model = parse.GetValue(embedded);
             string? adminDir = parse.GetValue(adminCert);
             if (model is null) return await ServeAsync(output, builder, cluster.Get(parse), adminDir, null, ct);
@@ -88,6 +103,18 @@ internal static class GatewayCommand
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
         {
             throw new CliUsageException($"--admin-cert {dir}: {e.Message}");
+        }
+    }
+
+    private static OpenTelemetry.Trace.TracerProvider Tracing(Func<OpenTelemetry.Trace.TracerProvider> start)
+    {
+        try
+        {
+            return start();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliUsageException(e.Message);
         }
     }
 

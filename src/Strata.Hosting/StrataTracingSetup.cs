@@ -18,9 +18,14 @@ public static class StrataTracingSetup
     /// <paramref name="endpoint"/> (gRPC, or HTTP/protobuf with <paramref name="protocol"/> "http"), a fraction
     /// <paramref name="sampleRatio"/> of the requests. Dispose to flush and stop.
     /// </summary>
+    /// <param name="serviceName">The process's service name in the traces.</param>
+    /// <param name="endpoint">The OTLP endpoint URL.</param>
+    /// <param name="sampleRatio">Fraction of traces that start here to record.</param>
+    /// <param name="protocol">grpc or http (HTTP/protobuf).</param>
+    /// <param name="extraSources">Further activity sources to record (the gateway's ASP.NET Core requests).</param>
     /// <exception cref="ArgumentException">The endpoint is not an http(s) URL, the ratio not in [0, 1] or the
     /// protocol unknown; the message names the setting.</exception>
-    public static TracerProvider StartClient(string serviceName, string endpoint, double sampleRatio, string protocol = "grpc")
+    public static TracerProvider StartClient(string serviceName, string endpoint, double sampleRatio, string protocol = "grpc", params string[] extraSources)
     {
         if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             throw new ArgumentException($"--otlp-endpoint needs an http(s) URL such as http://localhost:4317, got '{endpoint}'");
@@ -33,7 +38,8 @@ public static class StrataTracingSetup
             _ => throw new ArgumentException($"--otlp-protocol must be grpc or http, got '{protocol}'"),
         };
         var builder = OpenTelemetry.Sdk.CreateTracerProviderBuilder()
-            .ConfigureResource(r => r.AddService(serviceName));
+            .ConfigureResource(r => r.AddService(serviceName))
+            .AddSource(extraSources);
         return Configure(builder, sampleRatio).AddOtlpExporter(o =>
         {
             o.Protocol = otlp;

@@ -91,6 +91,8 @@ public sealed class ClusterErrorTests
     [InlineData("cluster status --redis localhost:6379 --gateway-port 30000", "exclude each other")]
     [InlineData("cluster deploy --model m --stages none", "--stages 'none'")]
     [InlineData("cluster deploy --model m --kv-dtype int8", "--kv-dtype must be fp16 or fp32")]
+    [InlineData("gateway --otlp-endpoint ftp://collector:4317", "--otlp-endpoint needs an http(s) URL")]
+    [InlineData("gateway --otlp-endpoint http://localhost:4317 --trace-sample 2", "--trace-sample needs a fraction from 0 to 1")]
     [InlineData("generate --model m --prompt p --session s", "need --cluster")]
     [InlineData("generate --cluster --model m --prompt p --stages 2", "--stages applies to local generation")]
     [InlineData("cluster status --no-such-flag", "--no-such-flag")]
