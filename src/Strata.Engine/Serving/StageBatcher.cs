@@ -590,9 +590,9 @@ public sealed partial class StageBatcher : IDisposable
     public void Dispose()
     {
         if (_stopping) return;
+        _stopping = true; // before admission closes: whoever sees a reservation refused sees a stopping stage
         StrataMetrics.Unregister(this);
         Leases.Close();
-        _stopping = true;
         _inbox.CompleteAdding();
         _thread.Join();
         _inbox.Dispose();

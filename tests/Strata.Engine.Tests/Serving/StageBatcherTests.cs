@@ -431,13 +431,14 @@ public sealed class StageBatcherTests
         var held = batcher.StepAsync(new StepJob { SessionId = "a", PastLength = 0, TokenCount = 2, Tokens = [1, 2], Sample = (l, _) => { gate.Wait(); return 0; } });
         var queued = batcher.StepAsync(Decode("a", 2, 3));
         var disposing = Task.Run(batcher.Dispose);
-        await Task.Delay(100);
+        // Dispose marks the stage stopping, then closes admission: once the waiting reservation is refused, the run
+        // in progress may end (no sleep standing in for that order).
+        await Assert.ThrowsAsync<KvAdmissionException>(() => waiting).WaitAsync(TimeSpan.FromSeconds(30));
         gate.Set();
         await disposing.WaitAsync(TimeSpan.FromSeconds(30));
 
         await held; // the run in progress completes
         await Assert.ThrowsAsync<ObjectDisposedException>(() => queued);
-        await Assert.ThrowsAsync<KvAdmissionException>(() => waiting);
         Assert.Throws<ObjectDisposedException>(() => { _ = batcher.StepAsync(Decode("a", 2, 3)); });
     }
 }
