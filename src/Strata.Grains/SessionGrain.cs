@@ -229,26 +229,21 @@ internal sealed partial class SessionGrain(
     /// </summary>
     private async Task<Route> Relocate(Route current, HashSet<string> leaving, PreparedMove? prepared, CancellationToken cancellation)
     {
-        if (prepared is { } p && ReferenceEquals(p.From, current) && p.Epoch == TurnEpoch + 1 && _holdsKv && _cached >= p.Positions)
-        {
-            LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", p.To.ShardKeys));
-            _releaseAfterStep = [.. _releaseAfterStep ?? [], .. current.ShardKeys.Except(p.To.ShardKeys)];
-            SwitchTo(p.To); // the epoch the replacements were reserved under
-            var moved = await ReserveOrFailover(p.To, cancellation);
-            // Stages both routes share hold more; the next step rewrites their tail with the same values.
-            if (ReferenceEquals(moved, p.To)) _cached = p.Positions;
-            return moved;
-        }
-        if (prepared is not null) AbandonPrepared(prepared);
-        var next = await WithRetries(() => grains.GetGrain<IModelGrain>(current.Model).GetRoute(current.ShardKeys), cancellation);
+        bool ready = prepared is { } p && ReferenceEquals(p.From, current) && p.Epoch == TurnEpoch + 1 && _holdsKv && _cached >= p.Positions;
+        if (!ready && prepared is not null) AbandonPrepared(prepared);
+        var next = ready ? prepared!.To
+            : await WithRetries(() => grains.GetGrain<IModelGrain>(current.Model).GetRoute(current.ShardKeys), cancellation);
         if (next.ShardKeys.Any(leaving.Contains)) return current;
         LogMove(logger, Id, string.Join(", ", current.ShardKeys), string.Join(", ", next.ShardKeys));
         _releaseAfterStep = [.. _releaseAfterStep ?? [], .. current.ShardKeys.Except(next.ShardKeys)];
         int cached = _holdsKv ? _cached : 0;
-        SwitchTo(next);
+        SwitchTo(next); // a prepared move: the epoch its replacements were reserved under
         var route = await ReserveOrFailover(next, cancellation);
-        if (cached > 0 && options.Value.CopyKvOnMove && ReferenceEquals(route, next))
-            _cached = await CopyKv(current, next, cached, cancellation);
+        if (!ReferenceEquals(route, next)) return route;
+        // Prepared: the replacements hold its positions, and stages both routes share hold more, whose tail the next
+        // step rewrites with the same values. Otherwise the whole cache is copied now, or replayed.
+        if (ready) _cached = prepared!.Positions;
+        else if (cached > 0 && options.Value.CopyKvOnMove) _cached = await CopyKv(current, next, cached, cancellation);
         return route;
     }
 
