@@ -39,13 +39,7 @@ public sealed partial class StageHost : IDisposable
         _grains = grains;
         _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
         Device = DeviceSpec.Parse(_options.Device);
-        Precision = _options.Precision switch
-        {
-            "" => null,
-            "fp32" => Engine.Graph.ComputeType.Float32,
-            "fp16" => Engine.Graph.ComputeType.Float16,
-            _ => throw new ArgumentException($"Strata:Precision must be fp32, fp16 or empty, got '{_options.Precision}'"),
-        };
+        Precision = ElementType(_options.Precision, "Strata:Precision");
         MemoryBytes = _options.MemoryBytes;
         // Sessions release their own KV; this catches leases whose session grain vanished with its silo.
         var period = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(5).Ticks, _options.SessionKvTtl.Ticks / 2));
@@ -126,6 +120,15 @@ public sealed partial class StageHost : IDisposable
     public ModelStore Store => _store ??= new ModelStore(_options.ModelStore);
     private ModelStore? _store;
 
+    /// <summary>An element type setting: fp32, fp16, or empty / null for the default.</summary>
+    private static Engine.Graph.ComputeType? ElementType(string? value, string setting) => value switch
+    {
+        null or "" => null,
+        "fp32" => Engine.Graph.ComputeType.Float32,
+        "fp16" => Engine.Graph.ComputeType.Float16,
+        _ => throw new ArgumentException($"{setting} must be fp32, fp16 or empty, got '{value}'"),
+    };
+
     internal async Task<StageWorker> Start(string key, ShardConfig config)
     {
         // The model grain is the only one that configures shards, and it never reuses a key for another
@@ -137,12 +140,7 @@ public sealed partial class StageHost : IDisposable
             var engine = new EngineOptions
             {
                 Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext, Precision = Precision,
-                KvPrecision = config.KvDtype switch
-                {
-                    "fp16" => Engine.Graph.ComputeType.Float16,
-                    "fp32" => Engine.Graph.ComputeType.Float32,
-                    _ => null, // the stage's own precision (the model grain accepts nothing else)
-                },
+                KvPrecision = ElementType(config.KvDtype, "the KV dtype"), // null: the stage's own precision
             };
             var batching = new BatcherOptions
             {
