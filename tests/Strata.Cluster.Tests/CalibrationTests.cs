@@ -10,22 +10,13 @@ namespace Strata.Cluster.Tests;
 
 /// <summary>Start-up calibration: what a silo measures, that it is advertised, and that a dry run plans with it
 /// without loading anything. Values are checked for sense, never against a clock.</summary>
-public sealed class CalibrationTests : IAsyncLifetime
+public sealed class CalibrationTests : IDisposable
 {
-    private readonly string _store = Path.Combine(Path.GetTempPath(), "strata-calibration-" + Guid.NewGuid().ToString("N")[..12]);
+    private readonly TinyModelStore _tiny = new("calibration");
+    private string Store => _tiny.Path;
     private const string Package = TinyModel.Package;
 
-    public Task InitializeAsync()
-    {
-        TinyModel.ImportInto(_store);
-        return Task.CompletedTask;
-    }
-
-    public Task DisposeAsync()
-    {
-        try { Directory.Delete(_store, true); } catch (IOException) { }
-        return Task.CompletedTask;
-    }
+    public void Dispose() => _tiny.Dispose();
 
     [Fact]
     public void Calibration_measures_the_reference_layer_on_the_silos_settings()
@@ -55,7 +46,7 @@ public sealed class CalibrationTests : IAsyncLifetime
     public async Task Dry_run_plans_with_the_advertised_calibrations_and_loads_nothing()
     {
         var builder = new InProcessTestClusterBuilder(2);
-        string store = _store;
+        string store = Store;
         builder.ConfigureSilo((options, silo) => silo.AddStrata(null, o =>
         {
             o.Memory = "1GB";

@@ -18,27 +18,18 @@ namespace Strata.Cluster.Tests;
 /// that dies under a running stream, idle collection of the model grain, a redeploy, replicas, a chain of an fp16
 /// and an fp32 stage. Every stream is checked token for token against local generation.
 /// </summary>
-public sealed class FaultTests : IAsyncLifetime
+public sealed class FaultTests : IDisposable
 {
-    private readonly string _store = Path.Combine(Path.GetTempPath(), "strata-faults-" + Guid.NewGuid().ToString("N")[..12]);
+    private readonly TinyModelStore _tiny = new("faults");
+    private string Store => _tiny.Path;
     private const string Package = TinyModel.Package;
 
-    public Task InitializeAsync()
-    {
-        TinyModel.ImportInto(_store);
-        return Task.CompletedTask;
-    }
-
-    public Task DisposeAsync()
-    {
-        try { Directory.Delete(_store, true); } catch (IOException) { }
-        return Task.CompletedTask;
-    }
+    public void Dispose() => _tiny.Dispose();
 
     private async Task<InProcessTestCluster> StartCluster(int silos, Func<string, string>? precision = null, TimeSpan? reconcile = null)
     {
         var builder = new InProcessTestClusterBuilder((short)silos);
-        string store = _store;
+        string store = Store;
         builder.ConfigureSilo((options, silo) => silo.AddStrata(null, o =>
         {
             o.Memory = "1GB";
@@ -59,7 +50,7 @@ public sealed class FaultTests : IAsyncLifetime
 
     private int[] Local(string prompt, int maxNewTokens)
     {
-        using var model = ModelLoader.Open(Path.Combine(_store, Package));
+        using var model = ModelLoader.Open(Path.Combine(Store, Package));
         var tokenizer = TokenizerLoader.Load(model.TokenizerDirectory);
         using var pipeline = LocalPipeline.Load(model.Config, model.Tensors, 1, new EngineOptions { MaxContext = 640, IntraOpThreads = 1 });
         return LocalGenerator.Generate(pipeline, tokenizer, tokenizer.Encode(prompt),

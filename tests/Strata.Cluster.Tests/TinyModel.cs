@@ -17,3 +17,22 @@ internal static class TinyModel
         ModelImporter.Import(src, Path.Combine(store, Package));
     }
 }
+
+/// <summary>A temporary model store holding <see cref="TinyModel"/>, deleted when disposed (one per test of a class
+/// whose tests start clusters of their own).</summary>
+internal sealed class TinyModelStore : IDisposable
+{
+    public TinyModelStore(string name)
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"strata-{name}-" + Guid.NewGuid().ToString("N")[..12]);
+        TinyModel.ImportInto(Path);
+    }
+
+    /// <summary>The store's folder.</summary>
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(Path, true); } catch (IOException) { }
+    }
+}
