@@ -62,6 +62,8 @@ public sealed class GatewayAdminTests(GatewayFixture fx)
     [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "replicas": 0}""", "replicas")]
     [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "max_context": 99999999999}""", "max_context")]
     [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "stages": "many"}""", "stages")]
+    [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "kv_dtype": "int8"}""", "kv_dtype")]
+    [InlineData("/admin/v1/models", """{"model": "x", "package": "tiny", "kv_dtype": 16}""", "kv_dtype")]
     [InlineData("/admin/v1/models/tiny/scale", """{}""", "replicas")]
     [InlineData("/admin/v1/models/tiny/scale", """{"replicas": 65}""", "replicas")]
     public async Task Bad_control_requests_name_the_field(string path, string body, string param)
