@@ -50,6 +50,10 @@ public sealed class StrataSiloOptions
     /// once (its process is gone) instead of after the membership's missed probes. Default true.</summary>
     public bool ConfirmDeadPeers { get; set; } = true;
 
+    /// <summary>How long the peer check waits for a TCP connection to a peer's silo port (or its own) before it
+    /// leaves the peer to the membership's probes. Default 1 s.</summary>
+    public TimeSpan PeerConnectTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Whether a session that moves off a shard still serving (a drain, a scale-down) copies its KV to the
     /// replacement instead of replaying its history there. Default true; a copy that fails falls back to replay.</summary>
     public bool CopyKvOnMove { get; set; } = true;

@@ -56,7 +56,11 @@ public sealed class PeerWatchTests : IDisposable
         {
             [self] = SiloStatus.Active, [alive] = SiloStatus.Active, [_gone] = goneStatus,
         });
-        var watch = new PeerWatch(membership, new Local(self), Options.Create(new StrataSiloOptions { ConfirmDeadPeers = enabled }),
+        var watch = new PeerWatch(membership, new Local(self), Options.Create(new StrataSiloOptions
+        {
+            ConfirmDeadPeers = enabled,
+            PeerConnectTimeout = TimeSpan.FromSeconds(30), // a busy test machine delays loopback connections, never refuses them
+        }),
             NullLogger<PeerWatch>.Instance);
         return (watch, membership);
     }

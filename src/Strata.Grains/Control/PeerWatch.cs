@@ -21,13 +21,13 @@ namespace Strata.Grains.Control;
 public sealed partial class PeerWatch(IClusterMembershipService membership, ILocalSiloDetails local, IOptions<StrataSiloOptions> options,
     ILogger<PeerWatch> logger)
 {
-    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan SweepInterval = TimeSpan.FromMilliseconds(250);
     private readonly ConcurrentDictionary<SiloAddress, Task<bool>> _checks = new();
     private readonly Lock _sweepLock = new();
     private Task<int> _sweep = Task.FromResult(0);
     private long _sweepStarted;
     private Task<bool>? _usable;
+    private volatile bool _timedOut;
 
     /// <summary>Checks <paramref name="silo"/> (a parsable silo address, as in shard keys): when it is active in the
     /// membership but refuses connections, declares it dead. True when it did.</summary>
@@ -90,7 +90,12 @@ public sealed partial class PeerWatch(IClusterMembershipService membership, ILoc
     {
         try
         {
-            if (!await (_usable ??= SelfCheck())) return false;
+            var usable = _usable ??= SelfCheck();
+            if (!await usable)
+            {
+                if (usable.IsCompletedSuccessfully && _timedOut) _ = Interlocked.CompareExchange(ref _usable, null, usable); // ask again next time
+                return false;
+            }
             if (await Probe(silo.Endpoint) != SocketError.ConnectionRefused || !IsActive(silo)) return false;
             LogRefused(logger, silo.ToParsableString(), silo.Endpoint.ToString());
             return await membership.TryKill(silo);
@@ -106,19 +111,21 @@ public sealed partial class PeerWatch(IClusterMembershipService membership, ILoc
         }
     }
 
-    /// <summary>Whether a refusal means anything here: this silo's own port must accept a connection.</summary>
+    /// <summary>Whether a refusal means anything here: this silo's own port must accept a connection. A self check
+    /// that timed out (a busy machine) is asked again at the next check rather than disabling the watch for good.</summary>
     private async Task<bool> SelfCheck()
     {
         var result = await Probe(local.SiloAddress.Endpoint);
-        if (result != SocketError.Success) LogDisabled(logger, local.SiloAddress.Endpoint.ToString(), result.ToString());
+        _timedOut = result == SocketError.TimedOut;
+        if (result != SocketError.Success && !_timedOut) LogDisabled(logger, local.SiloAddress.Endpoint.ToString(), result.ToString());
         return result == SocketError.Success;
     }
 
     /// <summary>Opens and closes one TCP connection: Success, ConnectionRefused, TimedOut or another socket error.</summary>
-    private static async Task<SocketError> Probe(IPEndPoint endpoint)
+    private async Task<SocketError> Probe(IPEndPoint endpoint)
     {
         using var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        using var timeout = new CancellationTokenSource(ConnectTimeout);
+        using var timeout = new CancellationTokenSource(options.Value.PeerConnectTimeout);
         try
         {
             await socket.ConnectAsync(endpoint, timeout.Token);
