@@ -5,6 +5,7 @@
 #      then 16 and 32 again on silos started with --pipelining false (every waiting step in one batch, so the two
 #      stages compute in turn), to show what running micro-batches through the pipeline buys; on both, TTFT of a
 #      512-token prompt alone (a second deployment with room for it), sent in chunks at once or one after another;
+#      and 16 and 32 on silos started with --hop-batching false (each step its own message between the stages);
 #   2. KV budget: fresh silos, a deployment with 8 KV slots, 32 concurrent clients; failures and peak silo memory;
 #   3. the engine alone: the whole model as one graph, batch 16 against batch 1, in one process.
 # Results go to .strata/bench-batching/ (JSON per run) and a summary to stdout.
@@ -75,6 +76,16 @@ done
 prefill_ttft prefill-512-serial
 stop_silos
 
+echo "== the same at 16 and 32 with every step sent alone between stages (--hop-batching false)"
+start_silos nohop --hop-batching false
+"$strata" cluster deploy --model synthetic-100m --name m --stages 2 --max-context 256 --max-sessions 32 --gateway-port "$gateway"
+warm_up
+for c in 16 32; do
+  "$loadtest" --model m --gateway-port "$gateway" --concurrency "$c" --requests $((c * per_client)) \
+    --prompt-tokens "$prompt_tokens" --max-new-tokens "$new_tokens" --json "$out/hop-single-$c.json"
+done
+stop_silos
+
 echo "== KV budget: 8 slots, 32 concurrent clients"
 start_silos budget
 "$strata" cluster deploy --model synthetic-100m --name m8 --stages 2 --max-context 256 --max-sessions 8 --gateway-port "$gateway"
@@ -106,6 +117,11 @@ print("\nwithout pipelining (one decode batch of every waiting step per stage):"
 for c, r in rows[2:]:
     o = json.load(open(os.path.join(out, f"single-batch-{c}.json")))
     print(f"  c={c}: {o['output_tokens_per_second']:.2f} tok/s (TPOT p50 {o['tpot_ms']['p50']:.1f} ms); pipelined: "
+          f"{r['output_tokens_per_second']:.2f} tok/s (TPOT p50 {r['tpot_ms']['p50']:.1f} ms), x{r['output_tokens_per_second'] / o['output_tokens_per_second']:.2f}")
+print("\nwith every step sent alone between stages (--hop-batching false):")
+for c, r in rows[2:]:
+    o = json.load(open(os.path.join(out, f"hop-single-{c}.json")))
+    print(f"  c={c}: {o['output_tokens_per_second']:.2f} tok/s (TPOT p50 {o['tpot_ms']['p50']:.1f} ms); one message per run: "
           f"{r['output_tokens_per_second']:.2f} tok/s (TPOT p50 {r['tpot_ms']['p50']:.1f} ms), x{r['output_tokens_per_second'] / o['output_tokens_per_second']:.2f}")
 pp, ps = (json.load(open(os.path.join(out, f"{n}.json")))["ttft_ms"] for n in ("prefill-512", "prefill-512-serial"))
 print(f"TTFT of a 512-token prompt over 2 stages (p50/p99 ms): chunks at once {pp['p50']:.0f}/{pp['p99']:.0f}, "

@@ -21,7 +21,9 @@ public sealed record ShardConfig(
 /// <see cref="Hidden"/> ([tokens, hidden] elements of <see cref="HiddenType"/> as bytes). <see cref="FillOnly"/>
 /// marks a part of a long prompt: the stages cache it, the last one samples nothing (token -1, RNG untouched).
 /// <see cref="Route"/> lists the shard of every stage the step goes through (index = stage); a shard passes its output
-/// to the next entry.</summary>
+/// to the next entry. <see cref="TraceParent"/> is the W3C trace context of the sending stage's span when the step is
+/// traced and travels in a <see cref="IShardGrain.StepBatch"/> with others (one call carries one context; each step
+/// keeps its own trace).</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepRequest")]
 public sealed record StepRequest(
     [property: Id(0)] string SessionId,
@@ -34,7 +36,16 @@ public sealed record StepRequest(
     [property: Id(7)] ulong[] RngState,
     [property: Id(8)] long Epoch = 0,
     [property: Id(9)] bool FillOnly = false,
-    [property: Id(10)] IReadOnlyList<string>? Route = null);
+    [property: Id(10)] IReadOnlyList<string>? Route = null,
+    [property: Id(11)] string? TraceParent = null);
+
+/// <summary>The outcome of one step of a <see cref="IShardGrain.StepBatch"/>: its result, or the typed error that
+/// step alone failed with (<see cref="StrataException.Code"/> and message); the other steps of the batch go on.</summary>
+[GenerateSerializer, Immutable, Alias("strata.StepReply")]
+public sealed record StepReply(
+    [property: Id(0)] StepResult? Result,
+    [property: Id(1)] string? ErrorCode = null,
+    [property: Id(2)] string? Error = null);
 
 /// <summary>The sampled token and the RNG state after sampling (the session keeps it).</summary>
 [GenerateSerializer, Immutable, Alias("strata.StepResult")]
@@ -109,6 +120,15 @@ public interface IShardGrain : IGrainWithStringKey
     /// <summary>Runs one step and passes the result to the next shard; the last shard samples.</summary>
     [Alias("Step"), ResponseTimeout("00:05:00")]
     Task<StepResult> Step(StepRequest request);
+
+    /// <summary>Runs the steps of several sessions (at most <see cref="MaxStepBatch"/>, one of each), as
+    /// <see cref="Step"/> runs each: the outputs of one decode run at the stage before travel in one message instead
+    /// of one per session. Each step succeeds or fails alone; the replies are in the order of the requests.</summary>
+    [Alias("StepBatch"), ResponseTimeout("00:05:00")]
+    Task<StepReply[]> StepBatch(StepRequest[] requests);
+
+    /// <summary>Most steps one <see cref="StepBatch"/> carries.</summary>
+    const int MaxStepBatch = 1024;
 
     /// <summary>Copies positions [from, from + count) of the session's cache out (it must hold them).</summary>
     [Alias("ExportKv"), ResponseTimeout("00:01:00")]

@@ -25,6 +25,18 @@ public static class StrataTracing
     public static Activity? StartSpan(string name, ActivityKind kind = ActivityKind.Internal) =>
         Activity.Current is { Recorded: false } ? null : Source.StartActivity(name, kind);
 
+    /// <summary>
+    /// Starts a span of Strata's source under the W3C trace context <paramref name="traceParent"/> (a step that
+    /// travelled in a batch with others, under one call's context), only when that context was recorded; nothing for
+    /// no context or one that does not parse.
+    /// </summary>
+    public static Activity? StartSpan(string name, string? traceParent)
+    {
+        if (traceParent is null || !ActivityContext.TryParse(traceParent, null, out var parent)
+            || (parent.TraceFlags & ActivityTraceFlags.Recorded) == 0) return null;
+        return Source.StartActivity(name, ActivityKind.Internal, parent);
+    }
+
     /// <summary>Whether <paramref name="span"/> records tags (a sampled span): callers compute and set tags only then.</summary>
     public static bool Records([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] Activity? span) => span is { IsAllDataRequested: true };
 

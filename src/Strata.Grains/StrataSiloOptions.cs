@@ -89,6 +89,10 @@ public sealed class StrataSiloOptions
     /// one batch and a prompt one PrefillChunk step after another (for comparison).</summary>
     public bool Pipelining { get; set; } = true;
 
+    /// <summary>Whether the outputs of one decode run that go to the same next shard travel as one message
+    /// (<c>StepBatch</c>) instead of one per session. Default true; false sends each step alone (for comparison).</summary>
+    public bool HopBatching { get; set; } = true;
+
     /// <summary>Prompt tokens per prefill run, per turn of a stage's batch loop, and per step a session sends (a longer
     /// prompt goes in several steps, which keeps activation messages small). Default 512.</summary>
     public int PrefillChunk { get; set; } = 512;

@@ -42,6 +42,7 @@ public static class StrataSiloHost
         ["--max-batch"] = "Strata:MaxBatch",
         ["--prefill-chunk"] = "Strata:PrefillChunk",
         ["--pipelining"] = "Strata:Pipelining",
+        ["--hop-batching"] = "Strata:HopBatching",
         ["--admission-queue"] = "Strata:AdmissionQueue",
         ["--admission-wait"] = "Strata:AdmissionWait",
         ["--metrics-port"] = "Telemetry:MetricsPort",

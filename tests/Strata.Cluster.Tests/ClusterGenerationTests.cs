@@ -258,9 +258,64 @@ public sealed class ClusterGenerationTests(ClusterFixture fx)
         await Deploy("m-batch16", maxSessions: 16);
         string[] prompts = VariedPrompts(16);
         var expected = prompts.Select(p => Local(p, 12).GeneratedIds).ToArray();
+        var hops = new List<int>();
+        using var listener = HopSteps("m-batch16", hops);
         var results = await Task.WhenAll(prompts.Select((p, i) => Cluster($"s-b16-{i}", "m-batch16", p, 12)))
             .WaitAsync(TimeSpan.FromMinutes(2));
         for (int i = 0; i < prompts.Length; i++) Assert.Equal(expected[i], results[i].Tokens);
+        // The outputs of one decode run went on to the next stage as one message, not one per session.
+        lock (hops) Assert.Contains(hops, n => n > 1);
+    }
+
+    /// <summary>Collects the steps per message between stages of <paramref name="model"/> (strata_stage_hop_steps).</summary>
+    private static System.Diagnostics.Metrics.MeterListener HopSteps(string model, List<int> into)
+    {
+        var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "strata_stage_hop_steps") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+                if (tag.Key == "model" && Equals(tag.Value, model))
+                    lock (into) into.Add(value);
+        });
+        listener.Start();
+        return listener;
+    }
+
+    [Fact]
+    public async Task A_step_batch_fails_each_bad_step_alone_and_refuses_a_malformed_batch()
+    {
+        await Deploy("m-step-batch");
+        var route = await fx.Client.Orleans.GetGrain<IModelGrain>("m-step-batch").GetRoute();
+        var second = fx.Client.Orleans.GetGrain<IShardGrain>(route.ShardKeys[1]);
+        await second.Reserve("batch-probe");
+        try
+        {
+            var sampling = new SamplingSpec();
+            StepRequest Probe(string session, int past, byte[] hidden) => new(session, past, 1, null, hidden, "fp32", sampling, [], Route: route.ShardKeys);
+            var replies = await second.StepBatch([Probe("batch-probe", 0, new byte[10]), Probe("no-such-session", 0, new byte[256]), Probe("batch-probe-2", 3, new byte[256])]);
+            Assert.Equal(3, replies.Length);
+            Assert.All(replies, r => Assert.Null(r.Result));
+            Assert.Equal(ErrorCodes.InvalidRequest, replies[0].ErrorCode);
+            Assert.Contains("bytes", replies[0].Error);
+            Assert.Equal(ErrorCodes.KvLost, replies[1].ErrorCode);
+            Assert.Contains("no-such-session", replies[1].Error);
+
+            var empty = await Assert.ThrowsAsync<StrataException>(() => second.StepBatch([]));
+            Assert.Equal(ErrorCodes.InvalidRequest, empty.Code);
+            var twice = await Assert.ThrowsAsync<StrataException>(() => second.StepBatch([Probe("batch-probe", 0, new byte[256]), Probe("batch-probe", 1, new byte[256])]));
+            Assert.Contains("two steps of session batch-probe", twice.Message);
+            var tooMany = await Assert.ThrowsAsync<StrataException>(() => second.StepBatch(
+                [.. Enumerable.Range(0, IShardGrain.MaxStepBatch + 1).Select(i => Probe($"s{i}", 0, new byte[256]))]));
+            Assert.Contains($"1 to {IShardGrain.MaxStepBatch} steps", tooMany.Message);
+        }
+        finally
+        {
+            await second.Release("batch-probe");
+        }
     }
 
     [Fact]

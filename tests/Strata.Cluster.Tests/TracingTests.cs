@@ -109,4 +109,55 @@ public sealed class TracingTests : IAsyncLifetime
         }
         Assert.DoesNotContain(spans, s => s.Source.Name == StrataTracing.SourceName);
     }
+
+    [Fact]
+    public async Task Steps_that_travel_batched_between_stages_each_stay_in_their_own_trace()
+    {
+        var client = StrataClient.FromClusterClient(_cluster.Client);
+        await client.DeployAsync("t3-batch", new DeployRequest("t3", 3, 64, 6), timeout: TimeSpan.FromMinutes(2));
+        var spans = new List<Activity>();
+        var hops = new List<int>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) => { if (instrument.Name == "strata_stage_hop_steps") l.EnableMeasurementEvents(instrument); };
+        listener.SetMeasurementEventCallback<int>((_, value, _, _) => { lock (hops) hops.Add(value); });
+        listener.Start();
+        var parents = new ActivityTraceId[6];
+        using (var tracer = StrataTracingSetup.Configure(Sdk.CreateTracerProviderBuilder(), sampleRatio: 0).AddInMemoryExporter(spans).Build())
+        {
+            await Task.WhenAll(Enumerable.Range(0, 6).Select(async i =>
+            {
+                await Task.Yield();
+                using var parent = new Activity("test.parent").SetIdFormat(ActivityIdFormat.W3C);
+                parent.ActivityTraceFlags = ActivityTraceFlags.Recorded;
+                parent.Start();
+                parents[i] = parent.TraceId;
+                await foreach (var _ in client.GenerateAsync($"batched-{i}", Request with { Model = "t3-batch", MaxNewTokens = 12 })) { }
+            })).WaitAsync(TimeSpan.FromMinutes(2));
+            tracer!.ForceFlush();
+        }
+        lock (hops) Assert.Contains(hops, n => n > 1); // some steps did travel together
+
+        var byId = spans.ToDictionary(s => s.SpanId);
+        Activity? Ancestor(Activity span, string name)
+        {
+            for (var s = span; byId.TryGetValue(s.ParentSpanId, out var p); s = p)
+                if (p.DisplayName == name) return p;
+            return null;
+        }
+        foreach (var traceId in parents)
+        {
+            var trace = spans.Where(s => s.TraceId == traceId).ToList();
+            var steps = trace.Where(s => s.DisplayName == "session.step").ToList();
+            Assert.NotEmpty(steps);
+            var stageSteps = trace.Where(s => s.DisplayName == "stage.step").ToList();
+            Assert.Equal(3 * steps.Count, stageSteps.Count); // no step of this request was left out or put in another trace
+            foreach (var step in steps)
+            {
+                var chain = stageSteps.Where(s => Ancestor(s, "session.step") == step).ToDictionary(s => (int)s.GetTagItem("strata.stage")!);
+                Assert.Equal([0, 1, 2], chain.Keys.Order());
+                Assert.Same(chain[0], Ancestor(chain[1], "stage.step"));
+                Assert.Same(chain[1], Ancestor(chain[2], "stage.step"));
+            }
+        }
+    }
 }

@@ -88,7 +88,17 @@ public sealed class KvLostException(string message) : InvalidOperationException(
 /// <param name="QueueMilliseconds">Time the step waited before its (first) run.</param>
 /// <param name="RunMilliseconds">Time of the run(s) it was part of.</param>
 /// <param name="BatchRows">Sequences in the run (decode), or 1 (prefill).</param>
-public sealed record StepOutcome(Activations? Hidden, int Token, double QueueMilliseconds, double RunMilliseconds, int BatchRows);
+/// <param name="Run">The decode run the step was part of (null for a prefill): its steps complete together.</param>
+public sealed record StepOutcome(Activations? Hidden, int Token, double QueueMilliseconds, double RunMilliseconds, int BatchRows, StepRun? Run = null);
+
+/// <summary>One decode run at a stage, shared by the outcomes of its steps. <see cref="Steps"/> of them succeeded;
+/// their outcomes are all set at once after the run, so whoever sends them on can wait for that many and send them
+/// together (one message per micro-batch per hop instead of one per session).</summary>
+public sealed class StepRun(int steps)
+{
+    /// <summary>The steps of the run that succeeded (each has an outcome carrying this run).</summary>
+    public int Steps { get; } = steps;
+}
 
 /// <summary>
 /// Continuous batching for one stage. Steps of any number of sessions are queued from any thread; the batcher's own
@@ -462,8 +472,12 @@ public sealed partial class StageBatcher : IDisposable
         if (count > rows.Count) StrataMetrics.StagePaddingRows.Add(count - rows.Count, _tags);
 
         var now = DateTime.UtcNow;
-        foreach (var (step, lease) in rows)
+        // Every row's outcome first, then all of them at once: the run's size is known to whoever receives one.
+        var results = new (Pending Step, Activations? Next, int Token, double Queued, Exception? Error)[rows.Count];
+        int succeeded = 0;
+        for (int i = 0; i < rows.Count; i++)
         {
+            var (step, lease) = rows[i];
             int r = lease.Slot - firstSlot;
             lease.Length = step.Job.PastLength + 1;
             lease.LastUsed = now;
@@ -483,14 +497,20 @@ public sealed partial class StageBatcher : IDisposable
                 {
                     token = step.Job.Sample?.Invoke(_logits.AsSpan(r * vocab, vocab), lease) ?? -1;
                 }
-                finish(step);
-                step.Done.TrySetResult(new StepOutcome(next, token, queued, seconds * 1000, rows.Count));
+                results[i] = (step, next, token, queued, null);
+                succeeded++;
             }
             catch (Exception e)
             {
-                finish(step);
-                step.Done.TrySetException(e);
+                results[i] = (step, null, -1, queued, e);
             }
+        }
+        var run = new StepRun(succeeded);
+        foreach (var (step, next, token, queued, error) in results)
+        {
+            finish(step);
+            if (error is not null) step.Done.TrySetException(error);
+            else step.Done.TrySetResult(new StepOutcome(next, token, queued, seconds * 1000, rows.Count, run));
         }
     }
 

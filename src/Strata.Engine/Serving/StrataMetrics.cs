@@ -36,6 +36,11 @@ public static class StrataMetrics
     public static readonly Histogram<double> StageHopSeconds = Meter.CreateHistogram<double>(
         "strata_stage_hop_seconds", "s", "Transport and queueing time of a hop between stages");
 
+    /// <summary>Steps one message from a stage to the next carried (the outputs of one decode run that go to the
+    /// same next shard travel together).</summary>
+    public static readonly Histogram<int> StageHopSteps = Meter.CreateHistogram<int>(
+        "strata_stage_hop_steps", "{step}", "Steps carried by one message from a stage to the next");
+
     /// <summary>Tokens a stage processed (tag phase = prefill or decode).</summary>
     public static readonly Counter<long> StageTokens = Meter.CreateCounter<long>(
         "strata_stage_tokens_total", "{token}", "Tokens processed by a stage");

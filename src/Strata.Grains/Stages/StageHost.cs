@@ -136,7 +136,7 @@ public sealed partial class StageHost : IDisposable
         if (_workers.TryGetValue(key, out var existing) && existing.Config != config) await Unload(key);
         var worker = _workers.GetOrAdd(key, k =>
         {
-            var w = new StageWorker(k, config, _loggers.CreateLogger("Strata.Stage"));
+            var w = new StageWorker(k, config, _loggers.CreateLogger("Strata.Stage"), _options.HopBatching);
             var engine = new EngineOptions
             {
                 Device = Device, IntraOpThreads = _options.Threads, MaxContext = config.MaxContext, Precision = Precision,

@@ -27,11 +27,12 @@ internal sealed class StageWorker : IDisposable
     private bool _disposed;
     private Action<long> _releaseMemory = _ => { };
 
-    public StageWorker(string key, ShardConfig config, ILogger logger)
+    public StageWorker(string key, ShardConfig config, ILogger logger, bool hopBatching = true)
     {
         Key = key;
         Config = config;
         MetricTags = [new("model", config.Model), new("stage", config.StageIndex)];
+        Hops = new HopBatcher(MetricTags, hopBatching);
         _logger = logger;
     }
 
@@ -54,6 +55,9 @@ internal sealed class StageWorker : IDisposable
     public string[] RunningSessions() => _batcher?.Leases.ActiveSessions() ?? [];
     public int WaitingSessions => _batcher?.Leases.Waiting ?? 0;
     public int QueuedSteps => _batcher?.QueueDepth ?? 0;
+
+    /// <summary>Gathers the outputs of each decode run for the next stages (one message per run and next shard).</summary>
+    public HopBatcher Hops { get; }
 
     /// <summary>Starts loading on a thread of its own; <see cref="Loaded"/> completes when done (or failed).</summary>
     /// <param name="packagePath">The package folder.</param>
@@ -222,7 +226,7 @@ internal sealed class StageWorker : IDisposable
         try
         {
             var outcome = await batcher.StepAsync(job);
-            return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds);
+            return new StepOutput(outcome.Hidden, outcome.Token, rng, outcome.RunMilliseconds, outcome.Run);
         }
         catch (ArgumentException e)
         {
@@ -334,5 +338,6 @@ internal sealed class StageWorker : IDisposable
     }
 }
 
-/// <summary>What a step produced: activations for the next stage, or (last stage) the sampled token.</summary>
-internal sealed record StepOutput(Activations? Hidden, int Token, ulong[] RngState, double Milliseconds);
+/// <summary>What a step produced: activations for the next stage, or (last stage) the sampled token; the decode run
+/// it was part of (null for a prefill), whose outputs go on to the next stage together.</summary>
+internal sealed record StepOutput(Activations? Hidden, int Token, ulong[] RngState, double Milliseconds, StepRun? Run = null);
